@@ -1,0 +1,1 @@
+"""Benchmarks (``rnnkit bench ...``). Each prints a ratio against a reference measured in the same run."""

@@ -1,0 +1,160 @@
+"""What every cell is: a gate layout, its parameters, one step forward and the same step backward.
+
+A cell never loops over time; an engine (``rnnkit.engine``) does.  The engine hands a cell
+the input projection of one time step, ``x_proj = x_t @ W_ih^T + b`` (computed for all steps
+in one GEMM), the previous state and the parameters, and the cell returns the new state and
+what its backward step needs.  ``step_backward`` is the same equations differentiated by
+hand: backpropagation through time, one step at a time.
+
+Conventions (shapes):
+    B  rows active at this step (sequences are sorted by length, longest first)
+    H  hidden size, G  number of gate chunks (LSTM 4, GRU 3, RNN 1)
+    x_proj (B, G*H)   state: tuple of (B, H)   mask: (B, H) or None (variational recurrent dropout)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+from torch import Tensor
+
+State = tuple[Tensor, ...]
+
+
+class Params:
+    """Attribute access to one layer-direction's parameters: ``p.weight_hh``, ``p.bias_ih``.
+
+    Missing optional parameters (``bias_ih`` of a cell without biases) read as ``None``.
+    """
+
+    def __init__(self, tensors: dict[str, Tensor | None]):
+        self.__dict__.update(tensors)
+
+    def __getattr__(self, name: str) -> None:  # only called when the attribute is absent
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+
+class Cell:
+    """Base class of all cells.  Subclasses set the class attributes and write the equations.
+
+    Class attributes:
+        name: registry name (``"lstm"``).
+        gates: names of the gate chunks, in the row order of ``weight_ih``/``weight_hh``.
+        state_names: names of the state tensors; the first is always the hidden state ``h``.
+        native_mode: torch's name for the identical built-in cell (``"LSTM"``), or None.
+        uses_bias: whether the cell has ``bias_ih``/``bias_hh``.
+        fold_recurrent_bias: ``bias_hh`` is added once to the input projection of all steps
+            instead of in every step (exact whenever ``b_hh`` is only ever added to ``W_hh h``).
+    """
+
+    name: ClassVar[str] = ""
+    gates: ClassVar[tuple[str, ...]] = ()
+    state_names: ClassVar[tuple[str, ...]] = ("hidden",)
+    native_mode: ClassVar[str | None] = None
+    uses_bias: ClassVar[bool] = True
+    fold_recurrent_bias: ClassVar[bool] = True
+    Saved: ClassVar[type] = NamedTuple  # per-cell NamedTuple with at least the field ``h_rec``
+
+    def __init__(self, hidden_size: int, *, recurrent_init: str = "uniform", **options: Any):
+        if recurrent_init not in ("uniform", "orthogonal"):
+            raise ValueError(
+                "Expected recurrent_init one of {'uniform', 'orthogonal'}. "
+                f"Received: recurrent_init={recurrent_init!r}"
+            )
+        if options:
+            raise TypeError(f"{type(self).__name__} got unknown options {sorted(options)}")
+        self.hidden_size = hidden_size
+        self.recurrent_init = recurrent_init
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def num_gates(self) -> int:
+        return len(self.gates)
+
+    def extra_parameters(self) -> dict[str, tuple[int, ...]]:
+        """Parameters beyond ``weight_ih, weight_hh, bias_ih, bias_hh``: name -> shape."""
+        return {}
+
+    def parameter_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
+        """All parameter shapes of one layer-direction, with PyTorch's base names."""
+        gh = self.num_gates * self.hidden_size
+        shapes = {"weight_ih": (gh, input_size), "weight_hh": (gh, self.hidden_size)}
+        if self.uses_bias:
+            shapes.update(bias_ih=(gh,), bias_hh=(gh,))
+        shapes.update(self.extra_parameters())
+        return shapes
+
+    @torch.no_grad()
+    def reset_parameters(self, params: dict[str, Tensor]) -> None:
+        """PyTorch's default init, U(-1/sqrt(H), 1/sqrt(H)) for every tensor; optional
+        orthogonal recurrent blocks.  Cells add their own touches (forget-gate bias)."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for tensor in params.values():
+            tensor.uniform_(-bound, bound)
+        if self.recurrent_init == "orthogonal":
+            for block in params["weight_hh"].split(self.hidden_size, 0):  # one (H, H) block per gate
+                torch.nn.init.orthogonal_(block)
+
+    # ------------------------------------------------------------------ the engine's interface
+    def input_projection(self, x: Tensor, p: Params) -> Tensor:
+        """``x @ W_ih^T + b_ih (+ b_hh when folded)`` for all N rows at once: (N, I) -> (N, G*H)."""
+        if p.bias_ih is None:
+            return x @ p.weight_ih.t()
+        bias = p.bias_ih + p.bias_hh if self.fold_recurrent_bias else p.bias_ih
+        return torch.addmm(bias, x, p.weight_ih.t())
+
+    def recurrent_projection(self, h_rec: Tensor, p: Params) -> Tensor:
+        """``h @ W_hh^T`` (plus ``b_hh`` unless it was folded into the input projection)."""
+        if p.bias_hh is None or self.fold_recurrent_bias:
+            return h_rec @ p.weight_hh.t()
+        return torch.addmm(p.bias_hh, h_rec, p.weight_hh.t())
+
+    @staticmethod
+    def recurrent_input(h_prev: Tensor, mask: Tensor | None) -> Tensor:
+        """The previous hidden state as the recurrence sees it (variational dropout, Gal 2016)."""
+        return h_prev if mask is None else h_prev * mask
+
+    @staticmethod
+    def recurrent_input_backward(grad_h_rec: Tensor, mask: Tensor | None) -> Tensor:
+        return grad_h_rec if mask is None else grad_h_rec * mask
+
+    def step(self, x_proj: Tensor, state: State, p: Params, mask: Tensor | None = None) -> tuple[State, Any]:
+        """One time step: ``(x_proj (B, G*H), state) -> (new_state, saved)``."""
+        raise NotImplementedError
+
+    def step_backward(
+        self, grad_state: State, saved: Any, p: Params, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None, State, dict[str, Tensor]]:
+        """The step backwards.  Given dL/d(new_state) returns
+        ``(grad_x_proj (B, G*H), grad_h_proj (B, G*H) or None if equal to grad_x_proj,
+        grad_prev_state, grads of extra parameters summed over the batch)``.
+
+        A cell without ``step_backward`` still works with the ``reference`` engine.
+        """
+        raise NotImplementedError
+
+    def weight_hh_grad(self, grad_h_proj: Tensor, saved: list[Any]) -> Tensor:
+        """dL/dW_hh as one GEMM over all N rows: ``G_h^T @ h_rec``, (G*H, N) @ (N, H)."""
+        h_rec = torch.cat([s.h_rec for s in saved])  # (N, H)
+        return grad_h_proj.t() @ h_rec
+
+    @classmethod
+    def has_backward(cls) -> bool:
+        return cls.step_backward is not Cell.step_backward
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(hidden_size={self.hidden_size})"
+
+
+def sigmoid_grad(s: Tensor) -> Tensor:
+    """d sigmoid(z)/dz written in terms of the output s = sigmoid(z)."""
+    return s * (1 - s)
+
+
+def tanh_grad(t: Tensor) -> Tensor:
+    """d tanh(z)/dz written in terms of the output t = tanh(z)."""
+    return 1 - t * t

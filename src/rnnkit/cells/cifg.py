@@ -1,0 +1,76 @@
+"""Coupled input-forget gate LSTM (CIFG; Greff et al. 2017, "LSTM: A Search Space Odyssey").
+
+One gate decides both what to forget and what to write:  i = 1 - f.
+
+    f  = σ(W_if x + W_hf h + b_f)          forget gate
+    g  = tanh(W_ig x + W_hg h + b_g)       cell candidate
+    o  = σ(W_io x + W_ho h + b_o)          output gate
+    c' = f ⊙ c + (1 - f) ⊙ g
+    h' = o ⊙ tanh(c')
+
+Gate order f, g, o (three chunks: a quarter fewer weights than the LSTM).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .base import Cell, Params, State, sigmoid_grad, tanh_grad
+from .lstm import set_forget_bias
+
+
+class CIFGSaved(NamedTuple):
+    h_rec: Tensor
+    forget_gate: Tensor
+    cell_candidate: Tensor
+    output_gate: Tensor
+    cell_prev: Tensor
+    tanh_cell: Tensor
+
+
+class CIFGLSTM(Cell):
+    """CIFG LSTM cell. Options: ``forget_bias`` (default 1.0)."""
+
+    name = "lstm_cifg"
+    gates = ("forget_gate", "cell_candidate", "output_gate")
+    state_names = ("hidden", "cell_state")
+    Saved = CIFGSaved
+
+    def __init__(self, hidden_size: int, *, forget_bias: float = 1.0, **options):
+        super().__init__(hidden_size, **options)
+        self.forget_bias = float(forget_bias)
+
+    @torch.no_grad()
+    def reset_parameters(self, params: dict[str, Tensor]) -> None:
+        super().reset_parameters(params)
+        set_forget_bias(params, self.gates.index("forget_gate"), self.hidden_size, self.forget_bias)
+
+    def step(self, x_proj: Tensor, state: State, p: Params, mask: Tensor | None = None):
+        h_prev, cell_prev = state
+        h_rec = self.recurrent_input(h_prev, mask)
+        z = x_proj + self.recurrent_projection(h_rec, p)  # (B, 3H)
+        z_f, z_g, z_o = z.chunk(3, 1)
+        forget_gate = torch.sigmoid(z_f)
+        cell_candidate = torch.tanh(z_g)
+        output_gate = torch.sigmoid(z_o)
+        cell_state = forget_gate * cell_prev + (1 - forget_gate) * cell_candidate
+        tanh_cell = torch.tanh(cell_state)
+        hidden = output_gate * tanh_cell
+        return (hidden, cell_state), CIFGSaved(h_rec, forget_gate, cell_candidate, output_gate, cell_prev, tanh_cell)
+
+    def step_backward(self, grad_state: State, saved: CIFGSaved, p: Params, mask: Tensor | None = None):
+        grad_hidden, grad_cell = grad_state
+        f, g, o, cell_prev, tanh_cell = saved[1:]
+        # h' = o ⊙ tanh(c')
+        grad_o = grad_hidden * tanh_cell
+        grad_cell = grad_cell + grad_hidden * o * tanh_grad(tanh_cell)
+        # c' = f ⊙ c + (1 - f) ⊙ g
+        grad_f = grad_cell * (cell_prev - g)
+        grad_g = grad_cell * (1 - f)
+        grad_cell_prev = grad_cell * f
+        grad_z = torch.cat((grad_f * sigmoid_grad(f), grad_g * tanh_grad(g), grad_o * sigmoid_grad(o)), 1)  # (B, 3H)
+        grad_h_prev = self.recurrent_input_backward(grad_z @ p.weight_hh, mask)
+        return grad_z, None, (grad_h_prev, grad_cell_prev), {}

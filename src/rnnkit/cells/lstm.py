@@ -1,0 +1,90 @@
+"""Long short-term memory (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000).
+
+    i  = σ(W_ii x + W_hi h + b_i)          input gate
+    f  = σ(W_if x + W_hf h + b_f)          forget gate
+    g  = tanh(W_ig x + W_hg h + b_g)       cell candidate
+    o  = σ(W_io x + W_ho h + b_o)          output gate
+    c' = f ⊙ c + i ⊙ g                     cell state
+    h' = o ⊙ tanh(c')                      hidden state
+
+Gate order i, f, g, o and parameter names match ``torch.nn.LSTM``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .base import Cell, Params, State, sigmoid_grad, tanh_grad
+
+
+class LSTMSaved(NamedTuple):
+    h_rec: Tensor
+    input_gate: Tensor
+    forget_gate: Tensor
+    cell_candidate: Tensor
+    output_gate: Tensor
+    cell_prev: Tensor
+    tanh_cell: Tensor
+
+
+class LSTM(Cell):
+    """LSTM cell. Options: ``forget_bias`` (initial forget-gate bias, default 1.0)."""
+
+    name = "lstm"
+    gates = ("input_gate", "forget_gate", "cell_candidate", "output_gate")
+    state_names = ("hidden", "cell_state")
+    native_mode = "LSTM"
+    Saved = LSTMSaved
+
+    def __init__(self, hidden_size: int, *, forget_bias: float = 1.0, **options):
+        super().__init__(hidden_size, **options)
+        self.forget_bias = float(forget_bias)
+
+    @torch.no_grad()
+    def reset_parameters(self, params: dict[str, Tensor]) -> None:
+        super().reset_parameters(params)
+        set_forget_bias(params, self.gates.index("forget_gate"), self.hidden_size, self.forget_bias)
+
+    def step(self, x_proj: Tensor, state: State, p: Params, mask: Tensor | None = None):
+        h_prev, cell_prev = state
+        h_rec = self.recurrent_input(h_prev, mask)
+        z = x_proj + self.recurrent_projection(h_rec, p)  # (B, 4H)
+        z_i, z_f, z_g, z_o = z.chunk(4, 1)
+        input_gate = torch.sigmoid(z_i)
+        forget_gate = torch.sigmoid(z_f)
+        cell_candidate = torch.tanh(z_g)
+        output_gate = torch.sigmoid(z_o)
+        cell_state = forget_gate * cell_prev + input_gate * cell_candidate
+        tanh_cell = torch.tanh(cell_state)
+        hidden = output_gate * tanh_cell
+        saved = LSTMSaved(h_rec, input_gate, forget_gate, cell_candidate, output_gate, cell_prev, tanh_cell)
+        return (hidden, cell_state), saved
+
+    def step_backward(self, grad_state: State, saved: LSTMSaved, p: Params, mask: Tensor | None = None):
+        grad_hidden, grad_cell = grad_state
+        i, f, g, o, cell_prev, tanh_cell = saved[1:]
+        # h' = o ⊙ tanh(c')
+        grad_o = grad_hidden * tanh_cell
+        grad_cell = grad_cell + grad_hidden * o * tanh_grad(tanh_cell)
+        # c' = f ⊙ c + i ⊙ g
+        grad_f = grad_cell * cell_prev
+        grad_i = grad_cell * g
+        grad_g = grad_cell * i
+        grad_cell_prev = grad_cell * f
+        # i, f, o = σ(z);  g = tanh(z)
+        grad_z = torch.cat(
+            (grad_i * sigmoid_grad(i), grad_f * sigmoid_grad(f), grad_g * tanh_grad(g), grad_o * sigmoid_grad(o)), 1
+        )  # (B, 4H)
+        # z = x_proj + h_rec @ W_hh^T
+        grad_h_prev = self.recurrent_input_backward(grad_z @ p.weight_hh, mask)
+        return grad_z, None, (grad_h_prev, grad_cell_prev), {}
+
+
+def set_forget_bias(params: dict[str, Tensor], chunk: int, hidden_size: int, value: float) -> None:
+    """Start the forget gate open: total forget bias ``value`` (in ``bias_ih``; ``bias_hh`` zero)."""
+    rows = slice(chunk * hidden_size, (chunk + 1) * hidden_size)
+    params["bias_ih"][rows] = value
+    params["bias_hh"][rows] = 0.0

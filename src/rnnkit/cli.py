@@ -1,0 +1,163 @@
+"""The ``rnnkit`` command line (typer + rich).  Heavy modules are imported inside each command."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from . import __version__
+
+app = typer.Typer(
+    help="rnnkit: recurrent neural networks on PyTorch. Every cell written out, checked against torch, and fast.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Benchmarks, each with a reference measured in the same run.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+STATE = {"verbose": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rnnkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    STATE["verbose"] = verbose
+
+
+@app.command()
+def cells() -> None:
+    """List the cells, their gates and the backend `auto` picks for each.
+
+    Example: rnnkit cells
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from .cells import CELLS
+    from .layers import Recurrent
+
+    table = Table(title="rnnkit cells")
+    for column in ("name", "gates", "state", "auto backend"):
+        table.add_column(column)
+    for name, cls in CELLS.items():
+        layer = Recurrent(name, 1, 1)
+        table.add_row(name, ", ".join(cls.gates), ", ".join(cls.state_names), layer.explain())
+    Console().print(table)
+
+
+@app.command()
+def demo(
+    steps: Annotated[int, typer.Option(help="Training steps per cell.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train every cell on the adding problem (variable lengths) and compare with the baseline.
+
+    Example: rnnkit demo --steps 300
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from .demo import BASELINE_MSE, train_adding
+
+    console = Console()
+    names = ["rnn_tanh", "lstm", "lstm_peephole", "lstm_cifg", "gru", "gru_v1", "lstm_layernorm"]
+    results = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("adding problem", total=len(names))
+        for name in names:
+            progress.update(task, description=f"training {name}")
+            results.append(train_adding(name, steps=steps, seed=seed))
+            progress.advance(task)
+    table = Table(title=f"Adding problem, T=10..20, {steps} steps of batch 64: test MSE (lower is better)")
+    for column in ("cell", "backend", "test MSE", "baseline (predict 1.0)", "train s"):
+        table.add_column(column, justify="right" if column != "cell" else "left")
+    for r in results:
+        table.add_row(r["cell"], r["backend"], f"{r['test_mse']:.4f}", f"{BASELINE_MSE:.4f}", f"{r['seconds']:.1f}")
+    console.print(table)
+
+
+@bench_app.command("cells")
+def bench_cells(
+    size: Annotated[
+        str, typer.Option(help="small (T200 B16 I32 H64), medium (T100 B64 I128 H256), large (T100 B128 I256 H512).")
+    ] = "medium",  # noqa: E501
+    cells: Annotated[str, typer.Option(help="Comma-separated cell names (default: all built-in).")] = "",
+    backends: Annotated[str, typer.Option(help="Comma-separated backends (default: all that apply).")] = "",
+    repeats: Annotated[int, typer.Option(help="Timed repeats; the median is reported.")] = 5,
+    threads: Annotated[int, typer.Option(help="torch threads (0: torch's default).")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
+) -> None:
+    """Forward and forward+backward time of every cell and backend, as a ratio to torch.nn.LSTM.
+
+    Example: rnnkit bench cells --size small --json
+    """
+    import json
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bench import cells as bench
+
+    if threads:
+        torch.set_num_threads(threads)
+    console = Console(stderr=json_out)
+    with console.status(f"timing cells at size {size}..."):
+        rows = bench.run(
+            size,
+            cells=[c for c in cells.split(",") if c] or None,
+            backends=[b for b in backends.split(",") if b] or None,
+            repeats=repeats,
+            progress=lambda r: console.log(f"{r.cell:15s} {r.backend:9s} fwd+bwd {r.fwdbwd_ms:8.1f} ms"),
+        )
+    if json_out:
+        typer.echo(json.dumps(bench.as_json_rows(rows), indent=1))
+        return
+    T, B, I, H = bench.SIZES[size]
+    table = Table(title=f"{size}: T={T} B={B} I={I} H={H} — {bench.machine()}")
+    for column in ("cell", "backend", "fwd ms", "fwd+bwd ms", "fwd+bwd / nn.LSTM"):
+        table.add_column(column, justify="left" if column in ("cell", "backend") else "right")
+    for r in rows:
+        table.add_row(r.cell, r.backend, f"{r.fwd_ms:.1f}", f"{r.fwdbwd_ms:.1f}", f"{r.ratio_fwdbwd:.2f}x")
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: run the app; turn our errors into one clear line (exit 2 bad usage, 1 failure)."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except (ValueError, TypeError) as error:
+        _fail(error, 2)
+    except Exception as error:  # noqa: BLE001 — every other failure: one line, traceback on --verbose
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Abort):
+            sys.exit(1)
+        _fail(error, 1)
+
+
+def _fail(error: BaseException, code: int) -> None:
+    if STATE["verbose"]:
+        raise error
+    print(f"rnnkit: error: {error}", file=sys.stderr)
+    print("hint: run with --verbose for the full traceback", file=sys.stderr)
+    sys.exit(code)

@@ -1,0 +1,68 @@
+"""The quick demo: every cell learns the adding problem on variable-length sequences.
+
+The adding problem (Hochreiter & Schmidhuber 1997): each step carries a random number and
+a marker; two steps are marked, and the target is the sum of their numbers.  Predicting the
+mean (1.0) scores MSE 1/6 ≈ 0.167, the baseline printed beside every cell.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from .layers import Recurrent
+
+BASELINE_MSE = 1 / 6  # predict 1.0: the variance of a sum of two U(0, 1)
+
+
+def adding_batch(batch: int, max_steps: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """x (B, T, 2), lengths (B,), target (B,): two marked numbers in each sequence's valid part."""
+    lengths = torch.randint(max_steps // 2, max_steps + 1, (batch,), generator=generator)
+    values = torch.rand(batch, max_steps, generator=generator)
+    markers = torch.zeros(batch, max_steps)
+    first = (torch.rand(batch, generator=generator) * (lengths // 2)).long()
+    second = lengths // 2 + (torch.rand(batch, generator=generator) * (lengths - lengths // 2)).long()
+    rows = torch.arange(batch)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    target = values[rows, first] + values[rows, second]
+    return torch.stack((values, markers), -1), lengths, target
+
+
+class LastStepRegressor(nn.Module):
+    """Many-to-one: the recurrent layer's final hidden state through a linear head."""
+
+    def __init__(self, cell: str, hidden_size: int):
+        super().__init__()
+        self.rnn = Recurrent(cell, 2, hidden_size)
+        self.head = nn.Linear(hidden_size, 1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        _, state = self.rnn(x, lengths=lengths)
+        h = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
+        return self.head(h[-1]).squeeze(-1)  # (B,)
+
+
+def train_adding(
+    cell: str, steps: int = 300, max_steps: int = 20, hidden_size: int = 32, seed: int = 0
+) -> dict[str, float | str]:
+    """Train one cell on the adding problem; returns its test MSE and the time taken."""
+    torch.manual_seed(seed)
+    data = torch.Generator().manual_seed(seed)
+    model = LastStepRegressor(cell, hidden_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    start = time.perf_counter()
+    for _ in range(steps):
+        x, lengths, target = adding_batch(64, max_steps, data)
+        loss = nn.functional.mse_loss(model(x, lengths), target)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+    seconds = time.perf_counter() - start
+    x, lengths, target = adding_batch(1000, max_steps, torch.Generator().manual_seed(seed + 1))
+    with torch.no_grad():
+        test_mse = nn.functional.mse_loss(model.eval()(x, lengths), target).item()
+    return {"cell": cell, "backend": model.rnn.backend, "test_mse": test_mse, "seconds": seconds}

@@ -1,0 +1,104 @@
+"""The fused engine: backpropagation through time written by hand (DESIGN.md, "Engine").
+
+Forward:  1. x_proj = x @ W_ih^T + b for all N rows: one GEMM.
+          2. per step: the cell's ``step`` (one addmm for h @ W_hh^T, then pointwise ops),
+             keeping what ``step_backward`` needs.
+Backward: 3. per step, last to first: the cell's ``step_backward`` (pointwise ops and one
+             matmul for the gradient to h_{t-1}).
+          4. dX, dW_ih, dW_hh and the biases as single GEMMs / sums over all N rows.
+
+It is a ``torch.autograd.Function``; asking it for a graph of its gradient (double backward,
+``create_graph=True``) raises a clear error: use ``backend="reference"`` for that.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..cells.base import Cell, Params
+from .packing import final_state, split_rows
+
+
+class FusedRecurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, cell: Cell, batch_sizes: list[int], names: list[str], mask, x, num_state: int, *tensors):
+        state, params = tuple(tensors[:num_state]), dict(zip(names, tensors[num_state:]))
+        p = Params(params)
+        x_proj = cell.input_projection(x, p)  # (N, G*H)
+        outputs, saved, finished = [], [], [[] for _ in state]
+        for x_t in x_proj.split(batch_sizes):  # (b_t, G*H)
+            b = x_t.shape[0]
+            if b < state[0].shape[0]:
+                state = split_rows(state, b, finished)
+            state, saved_t = cell.step(x_t, state, p, None if mask is None else mask[:b])
+            outputs.append(state[0])
+            saved.append(saved_t)
+        ctx.cell, ctx.batch_sizes, ctx.names, ctx.mask, ctx.num_state = cell, batch_sizes, names, mask, num_state
+        ctx.steps = saved
+        ctx.save_for_backward(x, *tensors[num_state:])
+        return (torch.cat(outputs), *final_state(state, finished))
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor, *grad_final: Tensor):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "The fused engine's backward is hand-written and gives first derivatives only; "
+                "create_graph=True (double backward) needs backend='reference'."
+            )
+        cell, batch_sizes, mask, steps = ctx.cell, ctx.batch_sizes, ctx.mask, ctx.steps
+        x, *param_tensors = ctx.saved_tensors
+        params = dict(zip(ctx.names, param_tensors))
+        p = Params(params)
+        B, H = batch_sizes[0], cell.hidden_size
+        grad_final = [torch.zeros(B, H, dtype=x.dtype, device=x.device) if g is None else g for g in grad_final]
+        grad_outputs = grad_output.split(batch_sizes)
+
+        grads_x_proj, grads_h_proj, grads_extra = [], [], {}
+        rows = batch_sizes[-1]
+        grad_state = tuple(g[:rows] for g in grad_final)
+        for t in range(len(batch_sizes) - 1, -1, -1):
+            b = batch_sizes[t]
+            if b > rows:  # sequences whose last step is t: their final-state gradient enters here
+                grad_state = tuple(torch.cat((g, g_final[rows:b])) for g, g_final in zip(grad_state, grad_final))
+                rows = b
+            grad_state = (grad_state[0] + grad_outputs[t], *grad_state[1:])
+            grad_x_proj, grad_h_proj, grad_state, grad_extra = cell.step_backward(
+                grad_state, steps[t], p, None if mask is None else mask[:b]
+            )
+            grads_x_proj.append(grad_x_proj)
+            grads_h_proj.append(grad_h_proj)
+            for name, g in grad_extra.items():
+                grads_extra[name] = g if name not in grads_extra else grads_extra[name] + g
+
+        # The weight gradients: single GEMMs over all N rows, in forward (packed) order.
+        grad_x_proj = torch.cat(grads_x_proj[::-1])  # (N, G*H)
+        grad_h_proj = grad_x_proj if grads_h_proj[0] is None else torch.cat(grads_h_proj[::-1])
+        grads = {
+            "weight_ih": grad_x_proj.t() @ x,
+            "weight_hh": cell.weight_hh_grad(grad_h_proj, steps),
+            "bias_ih": grad_x_proj.sum(0),
+            "bias_hh": grad_h_proj.sum(0),
+            **grads_extra,
+        }
+        grad_x = grad_x_proj @ p.weight_ih if ctx.needs_input_grad[4] else None
+        return (None, None, None, None, grad_x, None, *grad_state, *(grads[name] for name in ctx.names))
+
+
+def run_fused(
+    cell: Cell,
+    x: Tensor,
+    batch_sizes: list[int],
+    state: tuple[Tensor, ...],
+    params: dict[str, Tensor],
+    mask: Tensor | None = None,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Same contract as :func:`rnnkit.engine.reference.run_reference`, with hand-written BPTT."""
+    if not cell.has_backward():
+        raise ValueError(
+            f"Cell {cell.name!r} has no step_backward, so the fused engine cannot run it. "
+            "Use backend='reference' (or 'auto')."
+        )
+    names = list(params)
+    out, *final = FusedRecurrence.apply(cell, batch_sizes, names, mask, x, len(state), *state, *params.values())
+    return out, tuple(final)

@@ -1,0 +1,48 @@
+"""The packed, length-sorted layout every engine runs on (the layout of ``PackedSequence``).
+
+Sequences are sorted longest first and time step ``t`` holds the first ``batch_sizes[t]`` of
+them, so a batch of variable lengths is a batch that shrinks over time: no step of a
+finished sequence is computed, and its final state is simply the state it stopped at.
+
+    data         (N, F)   N = sum(batch_sizes), rows of step t at offsets[t] : offsets[t] + batch_sizes[t]
+    batch_sizes  list[int], non-increasing, length T
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def reverse_index(batch_sizes: list[int], device: torch.device | str = "cpu") -> Tensor:
+    """Row permutation of packed data that reverses every sequence within its own length.
+
+    Row (t, j) of a sequence of length L_j goes to (L_j - 1 - t, j): the backward direction
+    then starts at each sequence's own last step.  The permutation is its own inverse.
+
+    >>> reverse_index([2, 2, 1]).tolist()   # lengths 3 and 2, rows a0 b0 a1 b1 a2
+    [4, 3, 2, 1, 0]
+    """
+    sizes = torch.tensor(batch_sizes, dtype=torch.long)
+    T, B = len(batch_sizes), batch_sizes[0]
+    offsets = torch.cumsum(sizes, 0) - sizes  # (T,) first row of each step
+    steps = torch.arange(T).unsqueeze(1)  # (T, 1)
+    rows = torch.arange(B).unsqueeze(0)  # (1, B)
+    lengths = (sizes.unsqueeze(1) > rows).sum(0)  # (B,) length of each sorted sequence
+    valid = steps < lengths  # (T, B), row-major order of the valid cells = packed order
+    source_step = (lengths - 1 - steps).clamp(min=0)
+    index = offsets[source_step] + rows  # (T, B)
+    return index[valid].to(device)
+
+
+def split_rows(state: tuple[Tensor, ...], keep: int, finished: list[list[Tensor]]) -> tuple[Tensor, ...]:
+    """Drop the rows ``keep:`` of each state tensor (their sequences just ended), noting them
+    in ``finished`` so that the final state can be put together afterwards."""
+    for pieces, tensor in zip(finished, state):
+        pieces.append(tensor[keep:])
+    return tuple(tensor[:keep] for tensor in state)
+
+
+def final_state(state: tuple[Tensor, ...], finished: list[list[Tensor]]) -> tuple[Tensor, ...]:
+    """Rows still running, then the ones that ended, latest-ended first: rows 0..B-1 in order."""
+    return tuple(torch.cat([tensor, *reversed(pieces)]) for tensor, pieces in zip(state, finished))

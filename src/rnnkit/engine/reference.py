@@ -1,0 +1,41 @@
+"""The reference engine: a plain Python loop over the cell's ``step``, differentiated by autograd.
+
+Slow and obviously right; every other engine is checked against it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..cells.base import Cell, Params
+from .packing import final_state, split_rows
+
+
+def run_reference(
+    cell: Cell,
+    x: Tensor,
+    batch_sizes: list[int],
+    state: tuple[Tensor, ...],
+    params: dict[str, Tensor],
+    mask: Tensor | None = None,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run one layer-direction over packed input.
+
+    Args:
+        x: (N, I) packed input; batch_sizes: rows per time step (non-increasing).
+        state: initial state, a tuple of (B, H); params: base name -> tensor.
+        mask: (B, H) variational recurrent dropout mask or None.
+    Returns:
+        output (N, H) packed hidden states, final state tuple of (B, H).
+    """
+    p = Params(params)
+    x_proj = cell.input_projection(x, p)  # (N, G*H), one GEMM for all steps
+    outputs, finished = [], [[] for _ in state]
+    for x_t in x_proj.split(batch_sizes):  # (b_t, G*H)
+        b = x_t.shape[0]
+        if b < state[0].shape[0]:
+            state = split_rows(state, b, finished)
+        state, _ = cell.step(x_t, state, p, None if mask is None else mask[:b])
+        outputs.append(state[0])
+    return torch.cat(outputs), final_state(state, finished)

@@ -1,0 +1,47 @@
+"""The command line: version, help, the benchmark's JSON rows, one-line errors with exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+import rnnkit
+from rnnkit.cli import app
+
+runner = CliRunner()
+
+
+def rnnkit_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rnnkit", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_version_and_help():
+    assert runner.invoke(app, ["--version"]).output.strip() == f"rnnkit {rnnkit.__version__}"
+    result = runner.invoke(app, ["bench", "cells", "--help"])
+    assert result.exit_code == 0 and "--size" in result.output and "Example" in result.output
+
+
+def test_bench_cells_json_rows_have_the_promised_fields():
+    result = runner.invoke(app, ["bench", "cells", "--size", "small", "--cells", "gru_v1", "--repeats", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout[result.stdout.index("[") :])
+    assert {"cell", "backend", "size", "fwd_ms", "fwdbwd_ms", "ratio_fwdbwd"} <= set(rows[0])
+    assert rows[0]["cell"] == "torch.nn.LSTM" and rows[0]["ratio_fwdbwd"] == 1.0
+    assert [(r["cell"], r["backend"]) for r in rows[1:]] == [("gru_v1", "fused"), ("gru_v1", "reference")]
+    assert all(r["size"] == "small" and r["fwdbwd_ms"] > 0 for r in rows)
+
+
+def test_bad_option_is_one_line_on_stderr_with_exit_code_2():
+    result = rnnkit_cli("bench", "cells", "--size", "huge")
+    assert result.returncode == 2
+    assert "Expected size one of ['large', 'medium', 'small']. Received: size='huge'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_runs_end_to_end():
+    result = runner.invoke(app, ["demo", "--steps", "3"])
+    assert result.exit_code == 0, result.output
+    assert "lstm_layernorm" in result.output and "0.1667" in result.output
