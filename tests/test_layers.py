@@ -189,6 +189,11 @@ def test_state_of_wrong_shape_names_expected_shape(lstm):
         lstm(torch.randn(2, 6, 4), torch.zeros(2, 2, 5))
 
 
+def test_input_dtype_unlike_the_weights_is_named(lstm):
+    with pytest.raises(ValueError, match=r"dtype torch.float32.*Received torch.float64"):
+        lstm(torch.randn(2, 6, 4, dtype=torch.float64))
+
+
 def test_unknown_cell_lists_known_cells():
     with pytest.raises(ValueError, match=r"Unknown cell 'lstn'.*'gru'.*'lstm'"):
         rnnkit.Recurrent("lstn", 2, 3)

@@ -256,6 +256,12 @@ class Recurrent(nn.Module):
                 f"Received shape {tuple(x.shape)}."
             )
         self._check_features(x.shape[-1], f"shape {tuple(x.shape)}")
+        weight = self.weight_ih_l0
+        if x.dtype != weight.dtype or x.device != weight.device:
+            raise ValueError(
+                f"Expected input of dtype {weight.dtype} on {weight.device}, like the layer's weights. "
+                f"Received {x.dtype} on {x.device}: convert one of them (layer.to(x) or x.to(...))."
+            )
         if x.shape[0] == 0 or x.shape[1] == 0:
             raise ValueError(f"Expected a non-empty input of shape {self._input_shape()}. Received {tuple(x.shape)}.")
         return x

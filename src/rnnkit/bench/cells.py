@@ -5,12 +5,15 @@
         {"cell", "backend", "size", "fwd_ms", "fwdbwd_ms", "ratio_fwdbwd", "ratio_fwd"}
 
 One layer, one direction, float32, no lengths; forward+backward is ``out.sum().backward()``
-through inputs and weights.  The ratio is ``fwdbwd_ms / fwdbwd_ms of torch.nn.LSTM``.
+through inputs and weights.  Each cell's repeats alternate with ``torch.nn.LSTM``'s, and the
+ratio is the cell's median over the median of those neighbouring ``torch.nn.LSTM`` runs; the
+first row shows ``torch.nn.LSTM``'s median over the whole run.
 """
 
 from __future__ import annotations
 
 import platform
+import statistics
 from dataclasses import asdict, dataclass
 
 import torch
@@ -39,7 +42,9 @@ class Row:
     ratio_fwd: float
 
 
-def _time_module(module: torch.nn.Module, x: torch.Tensor, repeats: int) -> tuple[float, float]:
+def _timed_calls(module: torch.nn.Module, x: torch.Tensor):
+    """(forward, forward+backward) as zero-argument callables."""
+
     def forward():
         with torch.no_grad():
             module(x)
@@ -47,10 +52,22 @@ def _time_module(module: torch.nn.Module, x: torch.Tensor, repeats: int) -> tupl
     def forward_backward():
         module.zero_grad(set_to_none=True)
         x.grad = None
-        out = module(x)[0]
-        out.sum().backward()
+        module(x)[0].sum().backward()
 
-    return median_ms(forward, repeats, warmup=2), median_ms(forward_backward, repeats, warmup=2)
+    return forward, forward_backward
+
+
+def _time_against(reference: torch.nn.Module, module: torch.nn.Module, x: torch.Tensor, repeats: int):
+    """Median times of ``module`` and of ``reference``, taken in alternation so that both see
+    the same machine state (a 2-core VM drifts by 20% over a minute)."""
+    ref_calls, calls = _timed_calls(reference, x), _timed_calls(module, x)
+    times = {key: [] for key in ("fwd", "fwdbwd", "ref_fwd", "ref_fwdbwd")}
+    for _ in range(repeats):
+        times["ref_fwd"].append(median_ms(ref_calls[0], 1, warmup=1))
+        times["fwd"].append(median_ms(calls[0], 1, warmup=1))
+        times["ref_fwdbwd"].append(median_ms(ref_calls[1], 1, warmup=1))
+        times["fwdbwd"].append(median_ms(calls[1], 1, warmup=1))
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def backends_for(cell: str) -> list[str]:
@@ -76,16 +93,22 @@ def run(
     torch.manual_seed(seed)
     x = torch.randn(T, B, I, requires_grad=True)
     reference = torch.nn.LSTM(I, H)
-    ref_fwd, ref_fwdbwd = _time_module(reference, x, repeats)
-    rows = [Row("torch.nn.LSTM", "torch", size, ref_fwd, ref_fwdbwd, 1.0, 1.0)]
     jobs = [(c, b) for c in (cells or BUILTIN_CELLS) for b in backends_for(c) if backends is None or b in backends]
+    rows, ref_fwd, ref_fwdbwd = [], [], []
     for cell, backend in jobs:
         layer = Recurrent(cell, I, H, batch_first=False, backend=backend)
-        fwd, fwdbwd = _time_module(layer, x, repeats)
-        rows.append(Row(cell, backend, size, fwd, fwdbwd, fwdbwd / ref_fwdbwd, fwd / ref_fwd))
+        t = _time_against(reference, layer, x, repeats)
+        ref_fwd.append(t["ref_fwd"])
+        ref_fwdbwd.append(t["ref_fwdbwd"])
+        rows.append(
+            Row(cell, backend, size, t["fwd"], t["fwdbwd"], t["fwdbwd"] / t["ref_fwdbwd"], t["fwd"] / t["ref_fwd"])
+        )
         if progress is not None:
             progress(rows[-1])
-    return rows
+    reference_row = Row(
+        "torch.nn.LSTM", "torch", size, statistics.median(ref_fwd), statistics.median(ref_fwdbwd), 1.0, 1.0
+    )
+    return [reference_row, *rows]
 
 
 def machine() -> str:

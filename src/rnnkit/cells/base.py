@@ -107,6 +107,10 @@ class Cell:
         bias = p.bias_ih + p.bias_hh if self.fold_recurrent_bias else p.bias_ih
         return torch.addmm(bias, x, p.weight_ih.t())
 
+    def gate_preactivations(self, x_proj: Tensor, h_rec: Tensor, p: Params) -> Tensor:
+        """``x_proj + h_rec @ W_hh^T`` as one addmm (for cells whose ``b_hh`` is folded)."""
+        return torch.addmm(x_proj, h_rec, p.weight_hh.t())
+
     def recurrent_projection(self, h_rec: Tensor, p: Params) -> Tensor:
         """``h @ W_hh^T`` (plus ``b_hh`` unless it was folded into the input projection)."""
         if p.bias_hh is None or self.fold_recurrent_bias:
@@ -127,11 +131,14 @@ class Cell:
         raise NotImplementedError
 
     def step_backward(
-        self, grad_state: State, saved: Any, p: Params, mask: Tensor | None = None
+        self, grad_state: State, saved: Any, p: Params, mask: Tensor | None = None, out: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None, State, dict[str, Tensor]]:
         """The step backwards.  Given dL/d(new_state) returns
         ``(grad_x_proj (B, G*H), grad_h_proj (B, G*H) or None if equal to grad_x_proj,
         grad_prev_state, grads of extra parameters summed over the batch)``.
+
+        ``out``, when given, is the (B, G*H) slice of the engine's buffer for all steps'
+        ``grad_x_proj``: a cell may write there (``torch.cat(..., out=out)``) to save a copy.
 
         A cell without ``step_backward`` still works with the ``reference`` engine.
         """
@@ -150,11 +157,11 @@ class Cell:
         return f"{type(self).__name__}(hidden_size={self.hidden_size})"
 
 
-def sigmoid_grad(s: Tensor) -> Tensor:
-    """d sigmoid(z)/dz written in terms of the output s = sigmoid(z)."""
-    return s * (1 - s)
+def sigmoid_grad(grad: Tensor, s: Tensor) -> Tensor:
+    """``grad ⊙ σ'(z)``, with σ'(z) = s ⊙ (1 - s) written from the output s = σ(z) (one kernel)."""
+    return torch.ops.aten.sigmoid_backward(grad, s)
 
 
-def tanh_grad(t: Tensor) -> Tensor:
-    """d tanh(z)/dz written in terms of the output t = tanh(z)."""
-    return 1 - t * t
+def tanh_grad(grad: Tensor, t: Tensor) -> Tensor:
+    """``grad ⊙ tanh'(z)``, with tanh'(z) = 1 - t² written from the output t = tanh(z) (one kernel)."""
+    return torch.ops.aten.tanh_backward(grad, t)

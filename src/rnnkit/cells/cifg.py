@@ -51,26 +51,28 @@ class CIFGLSTM(Cell):
     def step(self, x_proj: Tensor, state: State, p: Params, mask: Tensor | None = None):
         h_prev, cell_prev = state
         h_rec = self.recurrent_input(h_prev, mask)
-        z = x_proj + self.recurrent_projection(h_rec, p)  # (B, 3H)
+        z = self.gate_preactivations(x_proj, h_rec, p)  # (B, 3H)
         z_f, z_g, z_o = z.chunk(3, 1)
         forget_gate = torch.sigmoid(z_f)
         cell_candidate = torch.tanh(z_g)
         output_gate = torch.sigmoid(z_o)
-        cell_state = forget_gate * cell_prev + (1 - forget_gate) * cell_candidate
+        cell_state = torch.addcmul(cell_candidate, forget_gate, cell_prev - cell_candidate)  # f ⊙ c + (1 - f) ⊙ g
         tanh_cell = torch.tanh(cell_state)
         hidden = output_gate * tanh_cell
         return (hidden, cell_state), CIFGSaved(h_rec, forget_gate, cell_candidate, output_gate, cell_prev, tanh_cell)
 
-    def step_backward(self, grad_state: State, saved: CIFGSaved, p: Params, mask: Tensor | None = None):
+    def step_backward(self, grad_state: State, saved: CIFGSaved, p: Params, mask: Tensor | None = None, out=None):
         grad_hidden, grad_cell = grad_state
         f, g, o, cell_prev, tanh_cell = saved[1:]
         # h' = o ⊙ tanh(c')
         grad_o = grad_hidden * tanh_cell
-        grad_cell = grad_cell + grad_hidden * o * tanh_grad(tanh_cell)
+        grad_cell = grad_cell + tanh_grad(grad_hidden * o, tanh_cell)
         # c' = f ⊙ c + (1 - f) ⊙ g
         grad_f = grad_cell * (cell_prev - g)
         grad_g = grad_cell * (1 - f)
         grad_cell_prev = grad_cell * f
-        grad_z = torch.cat((grad_f * sigmoid_grad(f), grad_g * tanh_grad(g), grad_o * sigmoid_grad(o)), 1)  # (B, 3H)
+        grad_z = torch.cat(
+            (sigmoid_grad(grad_f, f), tanh_grad(grad_g, g), sigmoid_grad(grad_o, o)), 1, out=out
+        )  # (B, 3H)
         grad_h_prev = self.recurrent_input_backward(grad_z @ p.weight_hh, mask)
         return grad_z, None, (grad_h_prev, grad_cell_prev), {}

@@ -53,7 +53,7 @@ class GRU(Cell):
         hidden = (1 - update_gate) * candidate + update_gate * h_prev
         return (hidden,), GRUSaved(h_rec, h_prev, reset_gate, update_gate, candidate, h_n)
 
-    def step_backward(self, grad_state: State, saved: GRUSaved, p: Params, mask: Tensor | None = None):
+    def step_backward(self, grad_state: State, saved: GRUSaved, p: Params, mask: Tensor | None = None, out=None):
         (grad_hidden,) = grad_state
         _, h_prev, r, z, n, h_n = saved
         # h' = (1 - z) ⊙ n + z ⊙ h
@@ -61,13 +61,13 @@ class GRU(Cell):
         grad_z = grad_hidden * (h_prev - n)
         grad_h_direct = grad_hidden * z
         # n = tanh(x_n + r ⊙ h_n)
-        grad_n_pre = grad_n * tanh_grad(n)
+        grad_n_pre = tanh_grad(grad_n, n)
         grad_h_n = grad_n_pre * r
         grad_r = grad_n_pre * h_n
         # r = σ(x_r + h_r),  z = σ(x_z + h_z)
-        grad_r_pre = grad_r * sigmoid_grad(r)
-        grad_z_pre = grad_z * sigmoid_grad(z)
-        grad_x_proj = torch.cat((grad_r_pre, grad_z_pre, grad_n_pre), 1)  # (B, 3H)
+        grad_r_pre = sigmoid_grad(grad_r, r)
+        grad_z_pre = sigmoid_grad(grad_z, z)
+        grad_x_proj = torch.cat((grad_r_pre, grad_z_pre, grad_n_pre), 1, out=out)  # (B, 3H)
         grad_h_proj = torch.cat((grad_r_pre, grad_z_pre, grad_h_n), 1)  # (B, 3H)
         # h_proj = h_rec @ W_hh^T + b_hh
         grad_h_prev = grad_h_direct + self.recurrent_input_backward(grad_h_proj @ p.weight_hh, mask)
@@ -103,7 +103,7 @@ class GRUv1(Cell):
         hidden = (1 - update_gate) * candidate + update_gate * h_prev
         return (hidden,), GRUv1Saved(h_rec, h_prev, reset_gate, update_gate, candidate, reset_h)
 
-    def step_backward(self, grad_state: State, saved: GRUv1Saved, p: Params, mask: Tensor | None = None):
+    def step_backward(self, grad_state: State, saved: GRUv1Saved, p: Params, mask: Tensor | None = None, out=None):
         (grad_hidden,) = grad_state
         H = self.hidden_size
         h_rec, h_prev, r, z, n, _ = saved
@@ -113,14 +113,14 @@ class GRUv1(Cell):
         grad_z = grad_hidden * (h_prev - n)
         grad_h_direct = grad_hidden * z
         # n = tanh(x_n + (r ⊙ h_rec) @ W_hn^T)
-        grad_n_pre = grad_n * tanh_grad(n)
+        grad_n_pre = tanh_grad(grad_n, n)
         grad_reset_h = grad_n_pre @ w_n
         grad_r = grad_reset_h * h_rec
         # r = σ(x_r + h_rec @ W_hr^T),  z = σ(x_z + h_rec @ W_hz^T)
-        grad_rz_pre = torch.cat((grad_r * sigmoid_grad(r), grad_z * sigmoid_grad(z)), 1)  # (B, 2H)
+        grad_rz_pre = torch.cat((sigmoid_grad(grad_r, r), sigmoid_grad(grad_z, z)), 1)  # (B, 2H)
         grad_h_rec = grad_reset_h * r + grad_rz_pre @ w_rz
         grad_h_prev = grad_h_direct + self.recurrent_input_backward(grad_h_rec, mask)
-        return torch.cat((grad_rz_pre, grad_n_pre), 1), None, (grad_h_prev,), {}
+        return torch.cat((grad_rz_pre, grad_n_pre), 1, out=out), None, (grad_h_prev,), {}
 
     def weight_hh_grad(self, grad_h_proj: Tensor, saved: list[GRUv1Saved]) -> Tensor:
         """W_hr, W_hz multiply h_rec; W_hn multiplies r ⊙ h_rec: two GEMMs over all rows."""

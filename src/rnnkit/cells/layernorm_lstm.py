@@ -26,32 +26,41 @@ from .base import Cell, Params, State, sigmoid_grad, tanh_grad
 EPS = 1e-5
 
 
-def layer_norm(a: Tensor) -> tuple[Tensor, Tensor]:
-    """Normalise the last dimension: returns ``(â, 1/σ)`` with â = (a - mean) / σ."""
-    mean = a.mean(-1, keepdim=True)
-    centred = a - mean
-    inv_std = torch.rsqrt((centred * centred).mean(-1, keepdim=True) + EPS)
-    return centred * inv_std, inv_std
+class Normalised(NamedTuple):
+    """LN(a) over the last dimension, and what its backward needs."""
+
+    input: Tensor
+    output: Tensor  # γ ⊙ â + β, or â without gain; â = (a - mean(a)) / σ, σ = sqrt(var(a) + ε)
+    mean: Tensor
+    inv_std: Tensor  # 1 / σ
 
 
-def layer_norm_backward(grad_normed: Tensor, normed: Tensor, inv_std: Tensor) -> Tensor:
-    """dL/da given dL/dâ, for â = (a - mean(a)) / σ(a) over the last dimension."""
-    return inv_std * (
-        grad_normed - grad_normed.mean(-1, keepdim=True) - normed * (grad_normed * normed).mean(-1, keepdim=True)
+def layer_norm(a: Tensor, gain: Tensor | None = None, bias: Tensor | None = None) -> Normalised:
+    """Normalise the last dimension of ``a``, then ``γ ⊙ â + β`` if given: torch's kernel, one pass."""
+    output, mean, inv_std = torch.native_layer_norm(a, a.shape[-1:], gain, bias, EPS)
+    return Normalised(a, output, mean, inv_std)
+
+
+def layer_norm_backward(
+    grad_output: Tensor, ln: Normalised, gain: Tensor | None = None, bias: Tensor | None = None
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Given dL/dy for y = γ ⊙ â + β:  dL/da = (1/σ) ⊙ (dâ - mean(dâ) - â ⊙ mean(dâ ⊙ â)) with dâ = γ ⊙ dy,
+    dL/dγ = Σ_batch dy ⊙ â, dL/dβ = Σ_batch dy; by torch's fused kernel."""
+    has_affine = gain is not None
+    return torch.ops.aten.native_layer_norm_backward(
+        grad_output, ln.input, ln.input.shape[-1:], ln.mean, ln.inv_std, gain, bias, [True, has_affine, has_affine]
     )
 
 
 class LayerNormSaved(NamedTuple):
     h_rec: Tensor
-    gates_normed: Tensor  # (B, 4, H)
-    gates_inv_std: Tensor  # (B, 4, 1)
+    gates_ln: Normalised  # of a, (B, 4, H)
     input_gate: Tensor
     forget_gate: Tensor
     cell_candidate: Tensor
     output_gate: Tensor
     cell_prev: Tensor
-    cell_normed: Tensor
-    cell_inv_std: Tensor
+    cell_ln: Normalised  # of c', (B, H)
     tanh_cell: Tensor
 
 
@@ -86,50 +95,50 @@ class LayerNormLSTM(Cell):
         h_prev, cell_prev = state
         H = self.hidden_size
         h_rec = self.recurrent_input(h_prev, mask)
-        a = (x_proj + self.recurrent_projection(h_rec, p)).view(-1, 4, H)  # (B, 4, H)
-        gates_normed, gates_inv_std = layer_norm(a)
-        z = gates_normed * p.ln_gates_weight.view(4, H) + p.ln_gates_bias.view(4, H)
+        a = self.gate_preactivations(x_proj, h_rec, p).view(-1, 4, H)  # (B, 4, H)
+        gates_ln = layer_norm(a)
+        z = torch.addcmul(p.ln_gates_bias.view(4, H), gates_ln.output, p.ln_gates_weight.view(4, H))  # γ ⊙ â + β
         z_i, z_f, z_g, z_o = z.unbind(1)
         input_gate = torch.sigmoid(z_i)
         forget_gate = torch.sigmoid(z_f)
         cell_candidate = torch.tanh(z_g)
         output_gate = torch.sigmoid(z_o)
-        cell_state = forget_gate * cell_prev + input_gate * cell_candidate
-        cell_normed, cell_inv_std = layer_norm(cell_state)
-        tanh_cell = torch.tanh(cell_normed * p.ln_cell_weight + p.ln_cell_bias)
+        cell_state = torch.addcmul(forget_gate * cell_prev, input_gate, cell_candidate)  # f ⊙ c + i ⊙ g
+        cell_ln = layer_norm(cell_state, p.ln_cell_weight, p.ln_cell_bias)  # γ_c ⊙ ĉ + β_c
+        tanh_cell = torch.tanh(cell_ln.output)
         hidden = output_gate * tanh_cell
         saved = LayerNormSaved(
-            h_rec, gates_normed, gates_inv_std, input_gate, forget_gate, cell_candidate, output_gate,
-            cell_prev, cell_normed, cell_inv_std, tanh_cell,
-        )  # fmt: skip
+            h_rec, gates_ln, input_gate, forget_gate, cell_candidate, output_gate, cell_prev, cell_ln, tanh_cell
+        )
         return (hidden, cell_state), saved
 
-    def step_backward(self, grad_state: State, saved: LayerNormSaved, p: Params, mask: Tensor | None = None):
+    def step_backward(self, grad_state: State, saved: LayerNormSaved, p: Params, mask: Tensor | None = None, out=None):
         grad_hidden, grad_cell = grad_state
         H = self.hidden_size
-        _, gates_normed, gates_inv_std, i, f, g, o, cell_prev, cell_normed, cell_inv_std, tanh_cell = saved
+        _, gates_ln, i, f, g, o, cell_prev, cell_ln, tanh_cell = saved
         # h' = o ⊙ tanh(γ_c ⊙ ĉ + β_c)
         grad_o = grad_hidden * tanh_cell
-        grad_cell_ln = grad_hidden * o * tanh_grad(tanh_cell)  # dL/d(γ_c ĉ + β_c)
-        grad_ln_cell_weight = (grad_cell_ln * cell_normed).sum(0)
-        grad_ln_cell_bias = grad_cell_ln.sum(0)
-        # ĉ = LN(c')
-        grad_cell = grad_cell + layer_norm_backward(grad_cell_ln * p.ln_cell_weight, cell_normed, cell_inv_std)
+        grad_cell_ln = tanh_grad(grad_hidden * o, tanh_cell)  # dL/d(γ_c ⊙ ĉ + β_c)
+        # γ_c ⊙ LN(c') + β_c
+        grad_cell_normed, grad_ln_cell_weight, grad_ln_cell_bias = layer_norm_backward(
+            grad_cell_ln, cell_ln, p.ln_cell_weight, p.ln_cell_bias
+        )
+        grad_cell = grad_cell + grad_cell_normed
         # c' = f ⊙ c + i ⊙ g
         grad_cell_prev = grad_cell * f
         grad_z = torch.stack(
             (
-                grad_cell * g * sigmoid_grad(i),
-                grad_cell * cell_prev * sigmoid_grad(f),
-                grad_cell * i * tanh_grad(g),
-                grad_o * sigmoid_grad(o),
+                sigmoid_grad(grad_cell * g, i),
+                sigmoid_grad(grad_cell * cell_prev, f),
+                tanh_grad(grad_cell * i, g),
+                sigmoid_grad(grad_o, o),
             ),
             1,
         )  # (B, 4, H), dL/dz for z = γ ⊙ â + β
-        grad_ln_gates_weight = (grad_z * gates_normed).sum(0).reshape(-1)
+        grad_ln_gates_weight = (grad_z * gates_ln.output).sum(0).reshape(-1)
         grad_ln_gates_bias = grad_z.sum(0).reshape(-1)
         # â = LN(a),  a = x_proj + h_rec @ W_hh^T
-        grad_a = layer_norm_backward(grad_z * p.ln_gates_weight.view(4, H), gates_normed, gates_inv_std)
+        grad_a, _, _ = layer_norm_backward(grad_z * p.ln_gates_weight.view(4, H), gates_ln)
         grad_a = grad_a.reshape(-1, 4 * H)
         grad_h_prev = self.recurrent_input_backward(grad_a @ p.weight_hh, mask)
         grads = {

@@ -51,24 +51,24 @@ class LSTM(Cell):
     def step(self, x_proj: Tensor, state: State, p: Params, mask: Tensor | None = None):
         h_prev, cell_prev = state
         h_rec = self.recurrent_input(h_prev, mask)
-        z = x_proj + self.recurrent_projection(h_rec, p)  # (B, 4H)
+        z = self.gate_preactivations(x_proj, h_rec, p)  # (B, 4H)
         z_i, z_f, z_g, z_o = z.chunk(4, 1)
         input_gate = torch.sigmoid(z_i)
         forget_gate = torch.sigmoid(z_f)
         cell_candidate = torch.tanh(z_g)
         output_gate = torch.sigmoid(z_o)
-        cell_state = forget_gate * cell_prev + input_gate * cell_candidate
+        cell_state = torch.addcmul(forget_gate * cell_prev, input_gate, cell_candidate)  # f ⊙ c + i ⊙ g
         tanh_cell = torch.tanh(cell_state)
         hidden = output_gate * tanh_cell
         saved = LSTMSaved(h_rec, input_gate, forget_gate, cell_candidate, output_gate, cell_prev, tanh_cell)
         return (hidden, cell_state), saved
 
-    def step_backward(self, grad_state: State, saved: LSTMSaved, p: Params, mask: Tensor | None = None):
+    def step_backward(self, grad_state: State, saved: LSTMSaved, p: Params, mask: Tensor | None = None, out=None):
         grad_hidden, grad_cell = grad_state
         i, f, g, o, cell_prev, tanh_cell = saved[1:]
         # h' = o ⊙ tanh(c')
         grad_o = grad_hidden * tanh_cell
-        grad_cell = grad_cell + grad_hidden * o * tanh_grad(tanh_cell)
+        grad_cell = grad_cell + tanh_grad(grad_hidden * o, tanh_cell)
         # c' = f ⊙ c + i ⊙ g
         grad_f = grad_cell * cell_prev
         grad_i = grad_cell * g
@@ -76,7 +76,9 @@ class LSTM(Cell):
         grad_cell_prev = grad_cell * f
         # i, f, o = σ(z);  g = tanh(z)
         grad_z = torch.cat(
-            (grad_i * sigmoid_grad(i), grad_f * sigmoid_grad(f), grad_g * tanh_grad(g), grad_o * sigmoid_grad(o)), 1
+            (sigmoid_grad(grad_i, i), sigmoid_grad(grad_f, f), tanh_grad(grad_g, g), sigmoid_grad(grad_o, o)),
+            1,
+            out=out,
         )  # (B, 4H)
         # z = x_proj + h_rec @ W_hh^T
         grad_h_prev = self.recurrent_input_backward(grad_z @ p.weight_hh, mask)

@@ -46,13 +46,13 @@ class PeepholeLSTM(LSTM):
         h_prev, cell_prev = state
         w_ci, w_cf, w_co = p.weight_peephole.chunk(3)
         h_rec = self.recurrent_input(h_prev, mask)
-        z = x_proj + self.recurrent_projection(h_rec, p)  # (B, 4H)
+        z = self.gate_preactivations(x_proj, h_rec, p)  # (B, 4H)
         z_i, z_f, z_g, z_o = z.chunk(4, 1)
-        input_gate = torch.sigmoid(z_i + w_ci * cell_prev)
-        forget_gate = torch.sigmoid(z_f + w_cf * cell_prev)
+        input_gate = torch.sigmoid(torch.addcmul(z_i, w_ci, cell_prev))  # σ(z_i + w_ci ⊙ c)
+        forget_gate = torch.sigmoid(torch.addcmul(z_f, w_cf, cell_prev))  # σ(z_f + w_cf ⊙ c)
         cell_candidate = torch.tanh(z_g)
-        cell_state = forget_gate * cell_prev + input_gate * cell_candidate
-        output_gate = torch.sigmoid(z_o + w_co * cell_state)
+        cell_state = torch.addcmul(forget_gate * cell_prev, input_gate, cell_candidate)  # f ⊙ c + i ⊙ g
+        output_gate = torch.sigmoid(torch.addcmul(z_o, w_co, cell_state))  # σ(z_o + w_co ⊙ c')
         tanh_cell = torch.tanh(cell_state)
         hidden = output_gate * tanh_cell
         saved = PeepholeSaved(
@@ -60,21 +60,21 @@ class PeepholeLSTM(LSTM):
         )
         return (hidden, cell_state), saved
 
-    def step_backward(self, grad_state: State, saved: PeepholeSaved, p: Params, mask: Tensor | None = None):
+    def step_backward(self, grad_state: State, saved: PeepholeSaved, p: Params, mask: Tensor | None = None, out=None):
         grad_hidden, grad_cell = grad_state
         i, f, g, o, cell_prev, cell_state, tanh_cell = saved[1:]
         w_ci, w_cf, w_co = p.weight_peephole.chunk(3)
         # h' = o ⊙ tanh(c')
-        grad_z_o = grad_hidden * tanh_cell * sigmoid_grad(o)
+        grad_z_o = sigmoid_grad(grad_hidden * tanh_cell, o)
         # o = σ(z_o + w_co ⊙ c'): c' reaches the loss through tanh(c') and through o
-        grad_cell = grad_cell + grad_hidden * o * tanh_grad(tanh_cell) + grad_z_o * w_co
+        grad_cell = torch.addcmul(grad_cell + tanh_grad(grad_hidden * o, tanh_cell), grad_z_o, w_co)
         # c' = f ⊙ c + i ⊙ g
-        grad_z_i = grad_cell * g * sigmoid_grad(i)
-        grad_z_f = grad_cell * cell_prev * sigmoid_grad(f)
-        grad_z_g = grad_cell * i * tanh_grad(g)
+        grad_z_i = sigmoid_grad(grad_cell * g, i)
+        grad_z_f = sigmoid_grad(grad_cell * cell_prev, f)
+        grad_z_g = tanh_grad(grad_cell * i, g)
         # c reaches c' directly and through the peepholes of i and f
-        grad_cell_prev = grad_cell * f + grad_z_i * w_ci + grad_z_f * w_cf
-        grad_z = torch.cat((grad_z_i, grad_z_f, grad_z_g, grad_z_o), 1)  # (B, 4H)
+        grad_cell_prev = torch.addcmul(torch.addcmul(grad_cell * f, grad_z_i, w_ci), grad_z_f, w_cf)
+        grad_z = torch.cat((grad_z_i, grad_z_f, grad_z_g, grad_z_o), 1, out=out)  # (B, 4H)
         grad_h_prev = self.recurrent_input_backward(grad_z @ p.weight_hh, mask)
         grad_peephole = torch.cat(
             ((grad_z_i * cell_prev).sum(0), (grad_z_f * cell_prev).sum(0), (grad_z_o * cell_state).sum(0))

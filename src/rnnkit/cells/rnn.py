@@ -12,10 +12,10 @@ from torch import Tensor
 
 from .base import Cell, Params, State, tanh_grad
 
-# activation: (f(z), f'(z) written in terms of the output h = f(z))
+# activation: (f(z), (grad, h) -> grad ⊙ f'(z) written from the output h = f(z))
 ACTIVATIONS = {
     "tanh": (torch.tanh, tanh_grad),
-    "relu": (torch.relu, lambda h: (h > 0).to(h.dtype)),
+    "relu": (torch.relu, lambda grad, h: torch.ops.aten.threshold_backward(grad, h, 0)),
 }
 
 
@@ -44,13 +44,13 @@ class RNN(Cell):
     def step(self, x_proj: Tensor, state: State, p: Params, mask: Tensor | None = None):
         (h_prev,) = state
         h_rec = self.recurrent_input(h_prev, mask)
-        hidden = self.activation(x_proj + self.recurrent_projection(h_rec, p))  # (B, H)
+        hidden = self.activation(self.gate_preactivations(x_proj, h_rec, p))  # (B, H)
         return (hidden,), RNNSaved(h_rec, hidden)
 
-    def step_backward(self, grad_state: State, saved: RNNSaved, p: Params, mask: Tensor | None = None):
+    def step_backward(self, grad_state: State, saved: RNNSaved, p: Params, mask: Tensor | None = None, out=None):
         (grad_hidden,) = grad_state
         # h' = f(z),  z = x_proj + h_rec @ W_hh^T
-        grad_z = grad_hidden * self.activation_grad(saved.hidden)
+        grad_z = self.activation_grad(grad_hidden, saved.hidden)
         grad_h_prev = self.recurrent_input_backward(grad_z @ p.weight_hh, mask)
         return grad_z, None, (grad_h_prev,), {}
 

@@ -54,7 +54,9 @@ class FusedRecurrence(torch.autograd.Function):
         grad_final = [torch.zeros(B, H, dtype=x.dtype, device=x.device) if g is None else g for g in grad_final]
         grad_outputs = grad_output.split(batch_sizes)
 
-        grads_x_proj, grads_h_proj, grads_extra = [], [], {}
+        grad_x_proj = x.new_empty(x.shape[0], cell.num_gates * H)  # (N, G*H), filled step by step
+        grad_x_proj_steps = grad_x_proj.split(batch_sizes)
+        grads_h_proj, grads_extra = [], {}
         rows = batch_sizes[-1]
         grad_state = tuple(g[:rows] for g in grad_final)
         for t in range(len(batch_sizes) - 1, -1, -1):
@@ -63,16 +65,17 @@ class FusedRecurrence(torch.autograd.Function):
                 grad_state = tuple(torch.cat((g, g_final[rows:b])) for g, g_final in zip(grad_state, grad_final))
                 rows = b
             grad_state = (grad_state[0] + grad_outputs[t], *grad_state[1:])
-            grad_x_proj, grad_h_proj, grad_state, grad_extra = cell.step_backward(
-                grad_state, steps[t], p, None if mask is None else mask[:b]
+            out = grad_x_proj_steps[t]
+            grad_x_proj_t, grad_h_proj, grad_state, grad_extra = cell.step_backward(
+                grad_state, steps[t], p, None if mask is None else mask[:b], out=out
             )
-            grads_x_proj.append(grad_x_proj)
+            if grad_x_proj_t.data_ptr() != out.data_ptr():
+                out.copy_(grad_x_proj_t)
             grads_h_proj.append(grad_h_proj)
             for name, g in grad_extra.items():
                 grads_extra[name] = g if name not in grads_extra else grads_extra[name] + g
 
         # The weight gradients: single GEMMs over all N rows, in forward (packed) order.
-        grad_x_proj = torch.cat(grads_x_proj[::-1])  # (N, G*H)
         grad_h_proj = grad_x_proj if grads_h_proj[0] is None else torch.cat(grads_h_proj[::-1])
         grads = {
             "weight_ih": grad_x_proj.t() @ x,
