@@ -148,6 +148,10 @@ def test_orthogonal_recurrent_init_and_forget_bias():
         torch.testing.assert_close(block @ block.t(), torch.eye(4), atol=1e-5, rtol=0)
     total = (layer.bias_ih_l0 + layer.bias_hh_l0).detach()
     assert torch.all(total[4:8] == 2.0)
+    cifg = rnnkit.Recurrent("lstm_cifg", 3, 4, forget_bias=3.0)  # gates f, g, o: f is the first chunk
+    assert torch.all((cifg.bias_ih_l0 + cifg.bias_hh_l0)[:4] == 3.0)
+    layernorm = rnnkit.Recurrent("lstm_layernorm", 3, 4)  # its bias is the LN beta of each gate
+    assert torch.all(layernorm.ln_gates_bias_l0[4:8] == 1.0) and not hasattr(layernorm, "bias_ih_l0")
 
 
 # ---------------------------------------------------------------- acceptance 3: bad input
@@ -207,6 +211,7 @@ def test_unknown_cell_lists_known_cells():
         ({"activation": "gelu", "cell": "rnn_tanh"}, r"activation one of \['relu', 'tanh'\]"),
         ({"recurrent_init": "xavier"}, r"recurrent_init one of"),
         ({"hidden_size": 0}, r"hidden_size a positive integer"),
+        ({"forget_bias": 2.0, "cell": "gru"}, r"forget_bias applies to cells with a forget gate; 'gru'"),
     ],
 )
 def test_bad_options_list_accepted_values(kwargs, pattern):

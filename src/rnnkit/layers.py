@@ -23,8 +23,10 @@ StateArg = Tensor | tuple[Tensor, ...] | None
 class Recurrent(nn.Module):
     r"""A recurrent layer: ``num_layers`` stacked cells, each optionally bidirectional.
 
-    For a plain LSTM it computes exactly ``torch.nn.LSTM`` (and loads its ``state_dict``);
-    any cell of :data:`rnnkit.CELLS` runs the same way.
+    With the same weights, ``Recurrent("lstm", ...)`` computes exactly what ``torch.nn.LSTM``
+    does (and loads its ``state_dict``); likewise ``gru`` and ``rnn_tanh``/``rnn_relu``.  Every
+    cell of :data:`rnnkit.CELLS` runs the same way; each cell's equations are in its docstring.
+    The init differs in one place: LSTM-family cells start with forget-gate bias 1.0.
 
     Args:
         cell: a name from ``rnnkit.CELLS`` (``"lstm"``, ``"gru"``, ``"lstm_peephole"``, ...) or a

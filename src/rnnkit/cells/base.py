@@ -43,7 +43,8 @@ class Cell:
 
     Class attributes:
         name: registry name (``"lstm"``).
-        gates: names of the gate chunks, in the row order of ``weight_ih``/``weight_hh``.
+        gates: names of the gate chunks, in the row order of ``weight_ih``/``weight_hh``; a cell
+            with a ``"forget_gate"`` takes the option ``forget_bias`` (default 1.0).
         state_names: names of the state tensors; the first is always the hidden state ``h``.
         native_mode: torch's name for the identical built-in cell (``"LSTM"``), or None.
         uses_bias: whether the cell has ``bias_ih``/``bias_hh``.
@@ -59,7 +60,9 @@ class Cell:
     fold_recurrent_bias: ClassVar[bool] = True
     Saved: ClassVar[type] = NamedTuple  # per-cell NamedTuple with at least the field ``h_rec``
 
-    def __init__(self, hidden_size: int, *, recurrent_init: str = "uniform", **options: Any):
+    def __init__(
+        self, hidden_size: int, *, recurrent_init: str = "uniform", forget_bias: float | None = None, **options: Any
+    ):
         if recurrent_init not in ("uniform", "orthogonal"):
             raise ValueError(
                 "Expected recurrent_init one of {'uniform', 'orthogonal'}. "
@@ -67,8 +70,11 @@ class Cell:
             )
         if options:
             raise TypeError(f"{type(self).__name__} got unknown options {sorted(options)}")
+        if forget_bias is not None and "forget_gate" not in self.gates:
+            raise ValueError(f"forget_bias applies to cells with a forget gate; {self.name!r} has gates {self.gates}.")
         self.hidden_size = hidden_size
         self.recurrent_init = recurrent_init
+        self.forget_bias = 1.0 if forget_bias is None else float(forget_bias)
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -91,13 +97,19 @@ class Cell:
     @torch.no_grad()
     def reset_parameters(self, params: dict[str, Tensor]) -> None:
         """PyTorch's default init, U(-1/sqrt(H), 1/sqrt(H)) for every tensor; optional
-        orthogonal recurrent blocks.  Cells add their own touches (forget-gate bias)."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
+        orthogonal recurrent blocks; a cell with a forget gate starts it open (Gers et al. 2000,
+        Jozefowicz et al. 2015): total bias ``forget_bias`` (in ``bias_ih``, ``bias_hh`` zero)."""
+        H = self.hidden_size
+        bound = 1.0 / math.sqrt(H)
         for tensor in params.values():
             tensor.uniform_(-bound, bound)
         if self.recurrent_init == "orthogonal":
-            for block in params["weight_hh"].split(self.hidden_size, 0):  # one (H, H) block per gate
+            for block in params["weight_hh"].split(H, 0):  # one (H, H) block per gate
                 torch.nn.init.orthogonal_(block)
+        if "forget_gate" in self.gates and self.uses_bias:
+            rows = slice(self.gates.index("forget_gate") * H, (self.gates.index("forget_gate") + 1) * H)
+            params["bias_ih"][rows] = self.forget_bias
+            params["bias_hh"][rows] = 0.0
 
     # ------------------------------------------------------------------ the engine's interface
     def input_projection(self, x: Tensor, p: Params) -> Tensor:
@@ -157,11 +169,17 @@ class Cell:
         return f"{type(self).__name__}(hidden_size={self.hidden_size})"
 
 
-def sigmoid_grad(grad: Tensor, s: Tensor) -> Tensor:
-    """``grad ⊙ σ'(z)``, with σ'(z) = s ⊙ (1 - s) written from the output s = σ(z) (one kernel)."""
-    return torch.ops.aten.sigmoid_backward(grad, s)
+def sigmoid_grad(grad: Tensor, s: Tensor, out: Tensor | None = None) -> Tensor:
+    """``grad ⊙ σ'(z)``, with σ'(z) = s ⊙ (1 - s) written from the output s = σ(z) (one kernel,
+    written into ``out`` when given)."""
+    if out is None:
+        return torch.ops.aten.sigmoid_backward(grad, s)
+    return torch.ops.aten.sigmoid_backward.grad_input(grad, s, grad_input=out)
 
 
-def tanh_grad(grad: Tensor, t: Tensor) -> Tensor:
-    """``grad ⊙ tanh'(z)``, with tanh'(z) = 1 - t² written from the output t = tanh(z) (one kernel)."""
-    return torch.ops.aten.tanh_backward(grad, t)
+def tanh_grad(grad: Tensor, t: Tensor, out: Tensor | None = None) -> Tensor:
+    """``grad ⊙ tanh'(z)``, with tanh'(z) = 1 - t² written from the output t = tanh(z) (one kernel,
+    written into ``out`` when given)."""
+    if out is None:
+        return torch.ops.aten.tanh_backward(grad, t)
+    return torch.ops.aten.tanh_backward.grad_input(grad, t, grad_input=out)

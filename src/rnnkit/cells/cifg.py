@@ -19,7 +19,6 @@ import torch
 from torch import Tensor
 
 from .base import Cell, Params, State, sigmoid_grad, tanh_grad
-from .lstm import set_forget_bias
 
 
 class CIFGSaved(NamedTuple):
@@ -38,15 +37,6 @@ class CIFGLSTM(Cell):
     gates = ("forget_gate", "cell_candidate", "output_gate")
     state_names = ("hidden", "cell_state")
     Saved = CIFGSaved
-
-    def __init__(self, hidden_size: int, *, forget_bias: float = 1.0, **options):
-        super().__init__(hidden_size, **options)
-        self.forget_bias = float(forget_bias)
-
-    @torch.no_grad()
-    def reset_parameters(self, params: dict[str, Tensor]) -> None:
-        super().reset_parameters(params)
-        set_forget_bias(params, self.gates.index("forget_gate"), self.hidden_size, self.forget_bias)
 
     def step(self, x_proj: Tensor, state: State, p: Params, mask: Tensor | None = None):
         h_prev, cell_prev = state

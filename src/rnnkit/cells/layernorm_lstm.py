@@ -73,10 +73,6 @@ class LayerNormLSTM(Cell):
     uses_bias = False
     Saved = LayerNormSaved
 
-    def __init__(self, hidden_size: int, *, forget_bias: float = 1.0, **options):
-        super().__init__(hidden_size, **options)
-        self.forget_bias = float(forget_bias)
-
     def extra_parameters(self) -> dict[str, tuple[int, ...]]:
         H = self.hidden_size
         return {"ln_gates_weight": (4 * H,), "ln_gates_bias": (4 * H,), "ln_cell_weight": (H,), "ln_cell_bias": (H,)}
@@ -126,15 +122,11 @@ class LayerNormLSTM(Cell):
         grad_cell = grad_cell + grad_cell_normed
         # c' = f ⊙ c + i ⊙ g
         grad_cell_prev = grad_cell * f
-        grad_z = torch.stack(
-            (
-                sigmoid_grad(grad_cell * g, i),
-                sigmoid_grad(grad_cell * cell_prev, f),
-                tanh_grad(grad_cell * i, g),
-                sigmoid_grad(grad_o, o),
-            ),
-            1,
-        )  # (B, 4, H), dL/dz for z = γ ⊙ â + β
+        grad_z = grad_o.new_empty(grad_o.shape[0], 4, H)  # (B, 4, H), dL/dz for z = γ ⊙ â + β
+        sigmoid_grad(grad_cell * g, i, out=grad_z[:, 0])
+        sigmoid_grad(grad_cell * cell_prev, f, out=grad_z[:, 1])
+        tanh_grad(grad_cell * i, g, out=grad_z[:, 2])
+        sigmoid_grad(grad_o, o, out=grad_z[:, 3])
         grad_ln_gates_weight = (grad_z * gates_ln.output).sum(0).reshape(-1)
         grad_ln_gates_bias = grad_z.sum(0).reshape(-1)
         # â = LN(a),  a = x_proj + h_rec @ W_hh^T

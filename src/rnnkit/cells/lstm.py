@@ -39,15 +39,6 @@ class LSTM(Cell):
     native_mode = "LSTM"
     Saved = LSTMSaved
 
-    def __init__(self, hidden_size: int, *, forget_bias: float = 1.0, **options):
-        super().__init__(hidden_size, **options)
-        self.forget_bias = float(forget_bias)
-
-    @torch.no_grad()
-    def reset_parameters(self, params: dict[str, Tensor]) -> None:
-        super().reset_parameters(params)
-        set_forget_bias(params, self.gates.index("forget_gate"), self.hidden_size, self.forget_bias)
-
     def step(self, x_proj: Tensor, state: State, p: Params, mask: Tensor | None = None):
         h_prev, cell_prev = state
         h_rec = self.recurrent_input(h_prev, mask)
@@ -83,10 +74,3 @@ class LSTM(Cell):
         # z = x_proj + h_rec @ W_hh^T
         grad_h_prev = self.recurrent_input_backward(grad_z @ p.weight_hh, mask)
         return grad_z, None, (grad_h_prev, grad_cell_prev), {}
-
-
-def set_forget_bias(params: dict[str, Tensor], chunk: int, hidden_size: int, value: float) -> None:
-    """Start the forget gate open: total forget bias ``value`` (in ``bias_ih``; ``bias_hh`` zero)."""
-    rows = slice(chunk * hidden_size, (chunk + 1) * hidden_size)
-    params["bias_ih"][rows] = value
-    params["bias_hh"][rows] = 0.0
