@@ -1,0 +1,1 @@
+"""Data: vocabularies, corpora and the samples that ship with rnnkit."""

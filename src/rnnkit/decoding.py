@@ -1,0 +1,198 @@
+"""Generating from a language model: sampling, beam search, and constraints as logit masks.
+
+Generation is incremental: one ``model.step`` per token, carrying the recurrent state, never
+re-reading the prefix.  A constraint says, before each step, which tokens are allowed; the
+others get logit -inf, so what comes out is well-formed by construction (nothing is filtered
+afterwards).
+
+    form = PoemForm(vocab, chars_per_line=7, num_lines=4, heads="春花秋月")
+    ids = sample(model, form.start(vocab), form, num=3, options=SamplingOptions(temperature=0.8))
+    poems = [form.render(vocab, row) for row in ids]
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .data.vocab import Vocabulary
+
+POEM_SEPARATOR = "\n"  # poems are separated (and started) by a newline in training text
+COMMA, FULL_STOP = "，", "。"
+
+
+def is_hanzi(char: str) -> bool:
+    """True for CJK ideographs (the characters a Chinese poem line is made of)."""
+    return len(char) == 1 and unicodedata.name(char, "").startswith("CJK UNIFIED IDEOGRAPH")
+
+
+@dataclass
+class SamplingOptions:
+    """How to pick each token from the allowed ones.
+
+    temperature: divides the logits (< 1 sharper, > 1 flatter); 0 means greedy (argmax).
+    top_k: keep the k most likely tokens (0: all).  top_p: keep the smallest set whose
+    probability reaches p (1.0: all).  repetition_penalty: > 1 makes tokens already in the
+    sequence less likely (CTRL, Keskar et al. 2019).
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"Expected temperature >= 0. Received: temperature={self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"Expected top_k >= 0. Received: top_k={self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"Expected top_p in (0, 1]. Received: top_p={self.top_p}")
+        if self.repetition_penalty < 1:
+            raise ValueError(
+                f"Expected repetition_penalty >= 1. Received: repetition_penalty={self.repetition_penalty}"
+            )
+
+
+class PoemForm:
+    """A regular poem as a constraint: ``num_lines`` lines of ``chars_per_line`` hanzi, odd lines
+    ending in '，' and even lines in '。'; with ``heads``, line k starts with ``heads[k]``
+    (acrostic, 藏头诗) and the number of lines follows the heads.
+
+    Step t of the poem is position t % (L + 1) of line t // (L + 1), with L = chars_per_line.
+    """
+
+    def __init__(
+        self, vocab: Vocabulary, chars_per_line: int = 5, num_lines: int = 4, heads: str | None = None,
+        first_line: str | None = None,
+    ):  # fmt: skip
+        if chars_per_line not in (5, 7):
+            raise ValueError(f"Expected chars_per_line one of {{5, 7}}. Received: {chars_per_line!r}")
+        if heads:
+            num_lines = len(heads)
+        if num_lines < 1:
+            raise ValueError(f"Expected at least one line. Received: num_lines={num_lines!r}")
+        for needed in (COMMA, FULL_STOP, POEM_SEPARATOR):
+            if needed not in vocab:
+                raise ValueError(f"The vocabulary has no {needed!r}: it was not trained on poems in this format.")
+        unknown = [c for c in (heads or "") if c not in vocab or not is_hanzi(c)]
+        if unknown:
+            raise ValueError(f"Acrostic head character(s) {''.join(unknown)!r} never seen by the model; choose others.")
+        self.chars_per_line, self.num_lines, self.heads = chars_per_line, num_lines, heads
+        self.length = num_lines * (chars_per_line + 1)
+        self.forced: list[int] = []
+        if first_line is not None:
+            if len(first_line) != chars_per_line or not all(c in vocab and is_hanzi(c) for c in first_line):
+                raise ValueError(
+                    f"Expected a first line of {chars_per_line} characters the model knows. Received: {first_line!r}"
+                )
+            if heads and first_line[0] != heads[0]:
+                raise ValueError(f"The first line {first_line!r} does not start with the head {heads[0]!r}.")
+            self.forced = vocab.encode(first_line + COMMA)
+        V = len(vocab)
+        self._hanzi = torch.tensor([i > 0 and is_hanzi(s) for i, s in enumerate(vocab.itos)])
+        self._only = {s: torch.nn.functional.one_hot(torch.tensor(vocab.id(s)), V).bool() for s in (COMMA, FULL_STOP)}
+        self._heads = [torch.nn.functional.one_hot(torch.tensor(vocab.id(c)), V).bool() for c in (heads or "")]
+
+    def allowed(self, t: int) -> Tensor:
+        """(V,) bool mask of the tokens allowed at step t of the poem."""
+        line, position = divmod(t, self.chars_per_line + 1)
+        if t < len(self.forced):
+            return torch.nn.functional.one_hot(torch.tensor(self.forced[t]), len(self._hanzi)).bool()
+        if position == self.chars_per_line:
+            return self._only[COMMA if line % 2 == 0 else FULL_STOP]
+        if position == 0 and self.heads:
+            return self._heads[line]
+        return self._hanzi
+
+    @staticmethod
+    def start(vocab: Vocabulary) -> list[int]:
+        """The prefix every poem is generated after: the poem separator."""
+        return [vocab.id(POEM_SEPARATOR)]
+
+    def render(self, vocab: Vocabulary, ids: Tensor | list[int]) -> str:
+        """Token ids of one poem -> its text, one line per row."""
+        text = vocab.decode(ids.tolist() if isinstance(ids, Tensor) else ids)
+        step = self.chars_per_line + 1
+        return "\n".join(text[i : i + step] for i in range(0, len(text), step))
+
+
+def _filter_logits(logits: Tensor, options: SamplingOptions, history: Tensor | None) -> Tensor:
+    """Repetition penalty, temperature, top-k, top-p on (B, V) logits (masked ones are -inf)."""
+    if options.repetition_penalty != 1.0 and history is not None and history.numel():
+        seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, history, True)
+        penalised = torch.where(logits > 0, logits / options.repetition_penalty, logits * options.repetition_penalty)
+        logits = torch.where(seen, penalised, logits)
+    logits = logits / options.temperature
+    if options.top_k:
+        kth = torch.topk(logits, min(options.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if options.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = torch.softmax(sorted_logits, -1).cumsum(-1)
+        drop = cumulative - torch.softmax(sorted_logits, -1) >= options.top_p  # keep the token that crosses p
+        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def sample(
+    model,
+    prefix: list[int],
+    form: PoemForm,
+    num: int = 1,
+    options: SamplingOptions | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Draw ``num`` sequences of ``form.length`` tokens after ``prefix``, in one batch.
+
+    ``model.step(token (B,), state) -> (logits (B, V), state)``.  Returns ids (num, length).
+    """
+    options = options or SamplingOptions()
+    was_training = model.training
+    model.eval()
+    state = None
+    for token in prefix:
+        logits, state = model.step(torch.full((num,), token, dtype=torch.long), state)
+    out = torch.empty(num, form.length, dtype=torch.long)
+    for t in range(form.length):
+        masked = logits.float().masked_fill(~form.allowed(t), float("-inf"))
+        if options.temperature == 0:
+            token = masked.argmax(-1)
+        else:
+            filtered = _filter_logits(masked, options, out[:, :t])
+            token = torch.multinomial(torch.softmax(filtered, -1), 1, generator=generator).squeeze(1)
+        out[:, t] = token
+        logits, state = model.step(token, state)
+    model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def beam_search(model, prefix: list[int], form: PoemForm, beam_size: int = 4) -> tuple[Tensor, float]:
+    """The most likely sequence under the constraint, approximately: ``beam_size`` hypotheses
+    are kept after each step.  Every hypothesis has the same length, so scores are plain
+    log-probabilities.  Returns (ids (length,), log-probability)."""
+    if beam_size < 1:
+        raise ValueError(f"Expected beam_size >= 1. Received: beam_size={beam_size}")
+    was_training = model.training
+    model.eval()
+    state = None
+    for token in prefix:
+        logits, state = model.step(torch.tensor([token]), state)
+    scores = torch.zeros(1)  # (K,)
+    sequences = torch.empty(1, 0, dtype=torch.long)  # (K, t)
+    for t in range(form.length):
+        log_probs = torch.log_softmax(logits.float(), -1).masked_fill(~form.allowed(t), float("-inf"))  # (K, V)
+        total = (scores[:, None] + log_probs).view(-1)  # (K * V,)
+        k = min(beam_size, int(torch.isfinite(total).sum()))
+        scores, flat = torch.topk(total, k)
+        beam, token = flat // log_probs.shape[1], flat % log_probs.shape[1]
+        sequences = torch.cat((sequences[beam], token[:, None]), 1)
+        state = tuple(s[:, beam] for s in state) if isinstance(state, tuple) else state[:, beam]
+        logits, state = model.step(token, state)
+    model.train(was_training)
+    return sequences[0], float(scores[0])
