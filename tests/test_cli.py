@@ -45,3 +45,15 @@ def test_demo_runs_end_to_end():
     result = runner.invoke(app, ["demo", "--steps", "3"])
     assert result.exit_code == 0, result.output
     assert "lstm_layernorm" in result.output and "0.1667" in result.output
+
+
+def test_bench_generate_reports_both_loops_per_batch(monkeypatch):
+    from rnnkit.bench import generate
+
+    original = generate.run
+    monkeypatch.setattr(generate, "run", lambda repeats: original(batches=(1, 4), repeats=1))
+    result = runner.invoke(app, ["bench", "generate", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout[result.stdout.index("[") :])
+    assert [r["batch"] for r in rows] == [1, 4]
+    assert all(r["bare_chars_per_s"] > 0 and r["decode_chars_per_s"] > 0 for r in rows)

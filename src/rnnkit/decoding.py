@@ -120,22 +120,29 @@ class PoemForm:
         return "\n".join(text[i : i + step] for i in range(0, len(text), step))
 
 
-def _filter_logits(logits: Tensor, options: SamplingOptions, history: Tensor | None) -> Tensor:
-    """Repetition penalty, temperature, top-k, top-p on (B, V) logits (masked ones are -inf)."""
+def choose_tokens(
+    logits: Tensor, options: SamplingOptions, history: Tensor | None = None, generator: torch.Generator | None = None
+) -> Tensor:
+    """Pick one token per row of (B, V) logits (disallowed ones already -inf): repetition
+    penalty on the tokens in ``history`` (B, t), then greedy, or temperature, top-k, top-p and
+    a draw.  Top-p works inside the top-k candidates, so no step sorts the whole vocabulary
+    unless top-p is asked for without top-k."""
     if options.repetition_penalty != 1.0 and history is not None and history.numel():
-        seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, history, True)
-        penalised = torch.where(logits > 0, logits / options.repetition_penalty, logits * options.repetition_penalty)
-        logits = torch.where(seen, penalised, logits)
-    logits = logits / options.temperature
-    if options.top_k:
-        kth = torch.topk(logits, min(options.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        seen = logits.gather(1, history)  # (B, t)
+        penalty = options.repetition_penalty
+        logits = logits.scatter(1, history, torch.where(seen > 0, seen / penalty, seen * penalty))
+    if options.temperature == 0:
+        return logits.argmax(-1)
+    if not options.top_k and options.top_p == 1.0:
+        return torch.multinomial(torch.softmax(logits / options.temperature, -1), 1, generator=generator).squeeze(1)
+    k = min(options.top_k or logits.shape[-1], logits.shape[-1])
+    values, candidates = torch.topk(logits, k, dim=-1)  # (B, k), most likely first
+    values = values / options.temperature  # temperature keeps the order: scale only the candidates
     if options.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cumulative = torch.softmax(sorted_logits, -1).cumsum(-1)
-        drop = cumulative - torch.softmax(sorted_logits, -1) >= options.top_p  # keep the token that crosses p
-        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
-    return logits
+        probs = torch.softmax(values, -1)
+        values = values.masked_fill(probs.cumsum(-1) - probs >= options.top_p, float("-inf"))  # keep the one crossing p
+    choice = torch.multinomial(torch.softmax(values, -1), 1, generator=generator)  # (B, 1)
+    return candidates.gather(1, choice).squeeze(1)
 
 
 @torch.no_grad()
@@ -160,11 +167,7 @@ def sample(
     out = torch.empty(num, form.length, dtype=torch.long)
     for t in range(form.length):
         masked = logits.float().masked_fill(~form.allowed(t), float("-inf"))
-        if options.temperature == 0:
-            token = masked.argmax(-1)
-        else:
-            filtered = _filter_logits(masked, options, out[:, :t])
-            token = torch.multinomial(torch.softmax(filtered, -1), 1, generator=generator).squeeze(1)
+        token = choose_tokens(masked, options, out[:, :t], generator)
         out[:, t] = token
         logits, state = model.step(token, state)
     model.train(was_training)
