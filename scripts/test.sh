@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check src tests bench examples
+.venv/bin/ruff check src tests bench examples scripts
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
