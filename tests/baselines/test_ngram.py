@@ -15,6 +15,14 @@ def test_bigram_probability_matches_the_hand_computed_value():
     assert model.prob("b", "") == pytest.approx(8 / 27)
 
 
+def test_lower_order_counts_distinct_left_neighbours():
+    # "abcb": b follows two distinct characters (a, c), c one (b), a none (+1 for the text start):
+    # continuation counts b:2 c:1 a:1 -> D1 = 2/(2 + 2*1) = 0.5, V = 4 (a, b, c, unknown)
+    # P1(b) = (2 - 0.5)/4 + 0.5 * 3/4 * 1/4
+    model = KneserNey(order=2).fit("abcb")
+    assert model.prob("b") == pytest.approx(1.5 / 4 + 0.5 * 3 / 4 / 4)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     text=st.text(alphabet="abcde\n", min_size=1, max_size=60),

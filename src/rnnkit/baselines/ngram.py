@@ -51,7 +51,7 @@ class KneserNey:
         for k in range(n - 1, 0, -1):  # from the top: order k counts the distinct left extensions in k + 1
             # the k-grams at the very start have no left neighbour: count them as occurrences too,
             # so that a short text's first characters are not lost
-            counts[k].update({gram[1:] for gram in counts[k + 1]})
+            counts[k].update(gram[1:] for gram in counts[k + 1])  # one per distinct (k+1)-gram
             if len(text) >= k:
                 counts[k][text[:k]] += 1
         self._counts = counts
