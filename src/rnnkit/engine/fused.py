@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..cells.base import Cell, Params
-from .packing import final_state, split_rows
+from .packing import run_steps
 
 
 class FusedRecurrence(torch.autograd.Function):
@@ -26,18 +26,11 @@ class FusedRecurrence(torch.autograd.Function):
         state, params = tuple(tensors[:num_state]), dict(zip(names, tensors[num_state:]))
         p = Params(params)
         x_proj = cell.input_projection(x, p)  # (N, G*H)
-        outputs, saved, finished = [], [], [[] for _ in state]
-        for x_t in x_proj.split(batch_sizes):  # (b_t, G*H)
-            b = x_t.shape[0]
-            if b < state[0].shape[0]:
-                state = split_rows(state, b, finished)
-            state, saved_t = cell.step(x_t, state, p, None if mask is None else mask[:b])
-            outputs.append(state[0])
-            saved.append(saved_t)
+        output, final, saved = run_steps(cell, x_proj, batch_sizes, state, p, mask)
         ctx.cell, ctx.batch_sizes, ctx.names, ctx.mask, ctx.num_state = cell, batch_sizes, names, mask, num_state
         ctx.steps = saved
         ctx.save_for_backward(x, *tensors[num_state:])
-        return (torch.cat(outputs), *final_state(state, finished))
+        return (output, *final)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor, *grad_final: Tensor):

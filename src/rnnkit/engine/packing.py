@@ -35,6 +35,22 @@ def reverse_index(batch_sizes: list[int], device: torch.device | str = "cpu") ->
     return index[valid].to(device)
 
 
+def run_steps(cell, x_proj: Tensor, batch_sizes: list[int], state: tuple[Tensor, ...], p, mask: Tensor | None):
+    """The forward time loop every engine shares: the cell's ``step`` over packed input projections.
+
+    Returns ``(output (N, H), final state tuple of (B, H), what each step saved for backward)``.
+    """
+    outputs, saved, finished = [], [], [[] for _ in state]
+    for x_t in x_proj.split(batch_sizes):  # (b_t, G*H)
+        b = x_t.shape[0]
+        if b < state[0].shape[0]:
+            state = split_rows(state, b, finished)
+        state, saved_t = cell.step(x_t, state, p, None if mask is None else mask[:b])
+        outputs.append(state[0])
+        saved.append(saved_t)
+    return torch.cat(outputs), final_state(state, finished), saved
+
+
 def split_rows(state: tuple[Tensor, ...], keep: int, finished: list[list[Tensor]]) -> tuple[Tensor, ...]:
     """Drop the rows ``keep:`` of each state tensor (their sequences just ended), noting them
     in ``finished`` so that the final state can be put together afterwards."""

@@ -5,11 +5,10 @@ Slow and obviously right; every other engine is checked against it.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ..cells.base import Cell, Params
-from .packing import final_state, split_rows
+from .packing import run_steps
 
 
 def run_reference(
@@ -31,11 +30,5 @@ def run_reference(
     """
     p = Params(params)
     x_proj = cell.input_projection(x, p)  # (N, G*H), one GEMM for all steps
-    outputs, finished = [], [[] for _ in state]
-    for x_t in x_proj.split(batch_sizes):  # (b_t, G*H)
-        b = x_t.shape[0]
-        if b < state[0].shape[0]:
-            state = split_rows(state, b, finished)
-        state, _ = cell.step(x_t, state, p, None if mask is None else mask[:b])
-        outputs.append(state[0])
-    return torch.cat(outputs), final_state(state, finished)
+    output, final, _ = run_steps(cell, x_proj, batch_sizes, state, p, mask)
+    return output, final
