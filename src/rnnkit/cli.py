@@ -171,6 +171,41 @@ def bench_generate(
     Console().print(table)
 
 
+@bench_app.command("fit")
+def bench_fit(
+    size: Annotated[str, typer.Option(help="small (LSTM-128, batch 32x64) or medium (LSTM-512, 64x100).")] = "small",
+    repeats: Annotated[int, typer.Option(help="Alternating repeats; the median is reported.")] = 3,
+    threads: Annotated[int, typer.Option(help="torch threads (0: torch's default).")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON row instead of a table.")] = False,
+) -> None:
+    """Training throughput of rnnkit.train.fit against a plain PyTorch loop doing the same steps.
+
+    Example: rnnkit bench fit --size medium
+    """
+    import json
+    from dataclasses import asdict
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bench import fit as bench
+
+    if threads:
+        torch.set_num_threads(threads)
+    with Console(stderr=True).status(f"timing fit() and a plain loop at size {size}..."):
+        row = bench.run(size, repeats=repeats)
+    if json_out:
+        typer.echo(json.dumps(asdict(row), indent=1))
+        return
+    table = Table(title=f"One epoch of truncated BPTT, {size} language model: tokens/s over the training steps")
+    for column in ("plain loop tok/s", "fit() tok/s", "fit / plain", "fit() wall s", "plain wall s"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{row.plain_tokens_per_s:,.0f}", f"{row.fit_tokens_per_s:,.0f}", f"{row.ratio:.2f}",
+                  f"{row.fit_wall_s:.1f}", f"{row.plain_wall_s:.1f}")  # fmt: skip
+    Console().print(table)
+
+
 def main() -> None:
     """Entry point: run the app; turn our errors into one clear line (exit 2 bad usage, 1 failure)."""
     try:
