@@ -31,8 +31,17 @@ def run_native(
     kernel = getattr(torch._VF, _KERNELS[mode])
     hx = list(state) if mode == "LSTM" else state[0]
     args = (flat_weights, True, num_layers, dropout, training, bidirectional)
-    if batch_sizes is None:
-        result = kernel(x, hx, *args, False)  # batch_first=False: we hand it (T, B, I)
-    else:
-        result = kernel(x, batch_sizes, hx, *args)
+    # oneDNN's CPU RNN kernel pays about 2 ms a call to prepare the weights: it wins over whole
+    # sequences but is 10x slower for the single steps of generation, which take ATen's path.
+    single_step = batch_sizes is None and x.shape[0] == 1 and x.device.type == "cpu"
+    onednn = torch.backends.mkldnn.enabled
+    if single_step and onednn:
+        torch.backends.mkldnn.enabled = False
+    try:
+        if batch_sizes is None:
+            result = kernel(x, hx, *args, False)  # batch_first=False: we hand it (T, B, I)
+        else:
+            result = kernel(x, batch_sizes, hx, *args)
+    finally:
+        torch.backends.mkldnn.enabled = onednn
     return result[0], tuple(result[1:])
