@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rnnkit.data.vocab import Vocabulary
-from rnnkit.decoding import PoemForm, SamplingOptions, beam_search, is_hanzi, sample
+from rnnkit.decoding import PoemForm, SamplingOptions, beam_search, is_hanzi, rhyme_group, sample
 from rnnkit.language_model import LanguageModel
 
 HANZI = "春花秋月山水风云日夜江河天地人心"
@@ -25,8 +25,11 @@ def model(vocab):
     return LanguageModel(len(vocab), embedding_dim=8, hidden_size=16, num_layers=2, cell="gru")
 
 
-def assert_well_formed(poem: str, chars: int, lines: int, heads: str | None):
+def assert_well_formed(poem: str, chars: int, lines: int, heads: str | None, rhyme: bool = False):
     rows = poem.split("\n")
+    if rhyme:  # lines 2, 4, 6, 8 end in characters of one rhyme group
+        assert len({rhyme_group(row[chars - 1]) for row in rows[1::2]}) == 1, poem
+        assert rhyme_group(rows[1][chars - 1]) is not None, poem
     assert len(rows) == lines, poem
     for k, row in enumerate(rows):
         assert len(row) == chars + 1, poem
@@ -46,10 +49,11 @@ def test_two_hundred_random_draws_are_all_well_formed(vocab, model):
             temperature=rng.uniform(0.3, 1.5), top_k=rng.choice([0, 3, 50]), top_p=rng.choice([1.0, 0.9, 0.5]),
             repetition_penalty=rng.choice([1.0, 1.3]),
         )  # fmt: skip
-        form = PoemForm(vocab, chars, lines, heads=heads)
+        rhyme = rng.random() < 0.5
+        form = PoemForm(vocab, chars, lines, heads=heads, rhyme=rhyme)
         ids = sample(model, PoemForm.start(vocab), form, num=20, options=options)
         for row in ids:
-            assert_well_formed(form.render(vocab, row), chars, len(heads) if heads else lines, heads)
+            assert_well_formed(form.render(vocab, row), chars, len(heads) if heads else lines, heads, rhyme)
         drawn += len(ids)
 
 
@@ -59,17 +63,6 @@ def test_given_first_line_is_kept_and_the_rest_follows_the_form(vocab, model):
         poem = form.render(vocab, row)
         assert poem.startswith("春花秋月山，")
         assert_well_formed(poem, 5, 4, None)
-
-
-def test_incremental_steps_give_the_same_logits_as_the_full_prefix(model):
-    tokens = torch.randint(0, model.config["vocab_size"], (3, 9))
-    model.eval()
-    full, _ = model(tokens)
-    state, stepped = None, []
-    for t in range(tokens.shape[1]):
-        logits, state = model.step(tokens[:, t], state)
-        stepped.append(logits)
-    torch.testing.assert_close(torch.stack(stepped, 1), full, atol=1e-6, rtol=1e-5)
 
 
 def test_unknown_acrostic_head_is_named(vocab):
@@ -116,3 +109,27 @@ def test_beam_search_is_well_formed_scores_right_and_beats_greedy(vocab, model):
     assert_well_formed(form.render(vocab, best), 5, 4, "春花秋月")
     assert score == pytest.approx(sequence_log_prob(model, prefix, best), abs=1e-4)  # its score is its log-prob
     assert score >= sequence_log_prob(model, prefix, greedy) - 1e-6
+
+
+def test_rhyme_holds_in_beam_search_and_rhyme_groups_follow_the_modern_rhyme_book(vocab, model):
+    form = PoemForm(vocab, 7, 8, rhyme=True)
+    best, _ = beam_search(model, PoemForm.start(vocab), form, beam_size=4)
+    assert_well_formed(form.render(vocab, best), 7, 8, None, rhyme=True)
+    assert rhyme_group("光") == rhyme_group("乡") == "唐" and rhyme_group("中") == rhyme_group("明") == "庚"
+    assert rhyme_group("诗") == "支" != rhyme_group("衣") == "齐" and rhyme_group("，") is None
+
+
+def test_draws_follow_the_tempered_top_k_top_p_distribution():
+    from rnnkit.decoding import choose_tokens
+
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.15, 0.07, 0.03]])).repeat(20000, 1)
+    g = torch.Generator().manual_seed(0)
+    # plain: the distribution itself
+    counts = torch.bincount(choose_tokens(logits, SamplingOptions(), generator=g), minlength=5) / 20000
+    torch.testing.assert_close(counts, torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03]), atol=0.012, rtol=0)
+    # top-k 2 at temperature 0.5: p ∝ (0.5^2, 0.25^2) = (0.8, 0.2)
+    counts = torch.bincount(choose_tokens(logits, SamplingOptions(temperature=0.5, top_k=2), generator=g), minlength=5)
+    torch.testing.assert_close(counts / 20000, torch.tensor([0.8, 0.2, 0, 0, 0]), atol=0.012, rtol=0)
+    # top-p 0.7: the smallest set reaching 0.7 is {0, 1} (0.75), renormalised to (2/3, 1/3)
+    counts = torch.bincount(choose_tokens(logits, SamplingOptions(top_k=5, top_p=0.7), generator=g), minlength=5)
+    torch.testing.assert_close(counts / 20000, torch.tensor([2 / 3, 1 / 3, 0, 0, 0]), atol=0.012, rtol=0)

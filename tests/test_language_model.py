@@ -42,3 +42,16 @@ def test_untrained_full_softmax_loss_is_near_log_vocabulary():
 def test_unknown_output_layer_lists_the_accepted_ones():
     with pytest.raises(ValueError, match=r"output to be one of \['softmax', 'adaptive'\]"):
         LanguageModel(10, output="hierarchical")
+
+
+@pytest.mark.parametrize("output", ["softmax", "adaptive"])
+def test_incremental_steps_give_the_same_scores_as_the_full_prefix(output):
+    torch.manual_seed(0)
+    model = LanguageModel(vocab_size=60, embedding_dim=8, hidden_size=32, output=output).eval()
+    tokens = torch.randint(0, 60, (3, 11))
+    full, _ = model(tokens)
+    state, stepped = None, []
+    for t in range(tokens.shape[1]):
+        scores, state = model.step(tokens[:, t], state)
+        stepped.append(scores)
+    torch.testing.assert_close(torch.stack(stepped, 1), full, atol=1e-5, rtol=1e-5)

@@ -29,6 +29,38 @@ def is_hanzi(char: str) -> bool:
     return len(char) == 1 and unicodedata.name(char, "").startswith("CJK UNIFIED IDEOGRAPH")
 
 
+# The 14 rhyme groups of 中华新韵 (the modern rhyme book), by Mandarin final; 支 is "i" after
+# zh ch sh r z c s.  Tang poets rhymed by Middle Chinese readings (平水韵), so this is the
+# modern ear's rhyme, as most readers hear the poems today.
+RHYME_GROUPS = {
+    "麻": ("a", "ia", "ua"), "波": ("o", "e", "uo"), "皆": ("ie", "ve", "üe"), "开": ("ai", "uai"),
+    "微": ("ei", "uei"), "豪": ("ao", "iao"), "尤": ("ou", "iou"), "寒": ("an", "ian", "uan", "van", "üan"),
+    "文": ("en", "in", "uen", "vn", "ün"), "唐": ("ang", "iang", "uang"),
+    "庚": ("eng", "ing", "ueng", "ong", "iong"), "齐": ("i", "er", "v", "ü"), "支": (), "姑": ("u",),
+}  # fmt: skip
+_GROUP_OF_FINAL = {final: name for name, finals in RHYME_GROUPS.items() for final in finals}
+_RETROFLEX_AND_DENTAL = {"zh", "ch", "sh", "r", "z", "c", "s"}
+
+
+def rhyme_group(char: str) -> str | None:
+    """The 中华新韵 rhyme group of a character's (most common) Mandarin reading, or None.
+
+    Example:
+        >>> [rhyme_group(c) for c in "光霜乡月诗衣"]
+        ['唐', '唐', '唐', '皆', '支', '齐']
+    """
+    try:
+        from pypinyin import Style, pinyin
+    except ImportError as error:  # pragma: no cover - pypinyin ships with the [poetry] extra
+        raise ValueError("Rhyme needs the pypinyin package: pip install 'rnnkit[poetry]'.") from error
+    if not is_hanzi(char):
+        return None
+    final = pinyin(char, style=Style.FINALS, strict=True)[0][0]
+    if final == "i" and pinyin(char, style=Style.INITIALS, strict=True)[0][0] in _RETROFLEX_AND_DENTAL:
+        return "支"
+    return _GROUP_OF_FINAL.get(final)
+
+
 @dataclass
 class SamplingOptions:
     """How to pick each token from the allowed ones.
@@ -62,12 +94,16 @@ class PoemForm:
     ending in '，' and even lines in '。'; with ``heads``, line k starts with ``heads[k]``
     (acrostic, 藏头诗) and the number of lines follows the heads.
 
+    With ``rhyme=True`` the even lines rhyme: the last character of line 2 may be any with a
+    known rhyme group, and lines 4, 6, 8 end in a character of the same group (``rhyme_group``).
+    That choice depends on what each row wrote, so ``allowed(t, history)`` is then (B, V).
+
     Step t of the poem is position t % (L + 1) of line t // (L + 1), with L = chars_per_line.
     """
 
     def __init__(
         self, vocab: Vocabulary, chars_per_line: int = 5, num_lines: int = 4, heads: str | None = None,
-        first_line: str | None = None,
+        first_line: str | None = None, rhyme: bool = False,
     ):  # fmt: skip
         if chars_per_line not in (5, 7):
             raise ValueError(f"Expected chars_per_line one of {{5, 7}}. Received: {chars_per_line!r}")
@@ -96,9 +132,17 @@ class PoemForm:
         self._hanzi = torch.tensor([i > 0 and is_hanzi(s) for i, s in enumerate(vocab.itos)])
         self._only = {s: torch.nn.functional.one_hot(torch.tensor(vocab.id(s)), V).bool() for s in (COMMA, FULL_STOP)}
         self._heads = [torch.nn.functional.one_hot(torch.tensor(vocab.id(c)), V).bool() for c in (heads or "")]
+        self.rhyme = rhyme
+        if rhyme:
+            names = list(RHYME_GROUPS)
+            group = torch.tensor([names.index(g) if (g := rhyme_group(s)) else -1 for s in vocab.itos])  # (V,)
+            self._group_of_token = group
+            self._group_masks = torch.stack([group == k for k in range(len(names))])  # (G, V)
+            self._rhymable = self._hanzi & (group >= 0)
 
-    def allowed(self, t: int) -> Tensor:
-        """(V,) bool mask of the tokens allowed at step t of the poem."""
+    def allowed(self, t: int, history: Tensor | None = None) -> Tensor:
+        """Bool mask of the tokens allowed at step t: (V,), or (B, V) for the rhyming steps,
+        which look at ``history`` (B, t), the tokens each row has written so far."""
         line, position = divmod(t, self.chars_per_line + 1)
         if t < len(self.forced):
             return torch.nn.functional.one_hot(torch.tensor(self.forced[t]), len(self._hanzi)).bool()
@@ -106,6 +150,13 @@ class PoemForm:
             return self._only[COMMA if line % 2 == 0 else FULL_STOP]
         if position == 0 and self.heads:
             return self._heads[line]
+        if self.rhyme and line % 2 == 1 and position == self.chars_per_line - 1:
+            if line == 1:
+                return self._rhymable  # line 2 sets the rhyme
+            if history is None:
+                raise ValueError("PoemForm(rhyme=True).allowed needs the history of each row at rhyming steps.")
+            rhyme_token = history[:, 2 * (self.chars_per_line + 1) - 2]  # (B,) last character of line 2
+            return self._group_masks[self._group_of_token[rhyme_token]] & self._hanzi  # (B, V)
         return self._hanzi
 
     @staticmethod
@@ -118,6 +169,23 @@ class PoemForm:
         text = vocab.decode(ids.tolist() if isinstance(ids, Tensor) else ids)
         step = self.chars_per_line + 1
         return "\n".join(text[i : i + step] for i in range(0, len(text), step))
+
+
+class FreeText:
+    """No form: ``length`` tokens, any symbol of the vocabulary but ``<unk>``."""
+
+    def __init__(self, vocab: Vocabulary, length: int):
+        if length < 1:
+            raise ValueError(f"Expected length >= 1. Received: length={length}")
+        self.length = length
+        self._allowed = torch.ones(len(vocab), dtype=torch.bool)
+        self._allowed[0] = False  # <unk> is not text
+
+    def allowed(self, t: int, history: Tensor | None = None) -> Tensor:
+        return self._allowed
+
+    def render(self, vocab: Vocabulary, ids: Tensor | list[int]) -> str:
+        return vocab.decode(ids.tolist() if isinstance(ids, Tensor) else ids)
 
 
 def choose_tokens(
@@ -134,22 +202,29 @@ def choose_tokens(
     if options.temperature == 0:
         return logits.argmax(-1)
     if not options.top_k and options.top_p == 1.0:
-        return torch.multinomial(torch.softmax(logits / options.temperature, -1), 1, generator=generator).squeeze(1)
+        return _draw(logits / options.temperature, generator)
     k = min(options.top_k or logits.shape[-1], logits.shape[-1])
     values, candidates = torch.topk(logits, k, dim=-1)  # (B, k), most likely first
     values = values / options.temperature  # temperature keeps the order: scale only the candidates
     if options.top_p < 1.0:
         probs = torch.softmax(values, -1)
         values = values.masked_fill(probs.cumsum(-1) - probs >= options.top_p, float("-inf"))  # keep the one crossing p
-    choice = torch.multinomial(torch.softmax(values, -1), 1, generator=generator)  # (B, 1)
-    return candidates.gather(1, choice).squeeze(1)
+    return candidates.gather(1, _draw(values, generator)[:, None]).squeeze(1)
+
+
+def _draw(scores: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One index per row of (B, n) unnormalised log-probabilities (-inf: never), by the
+    Gumbel-max trick: argmax(scores + G) with G = -log(E), E ~ Exponential(1), is a draw from
+    softmax(scores).  Three cheap kernels instead of softmax + multinomial."""
+    noise = torch.empty_like(scores).exponential_(generator=generator)
+    return (scores - noise.log_()).argmax(-1)
 
 
 @torch.no_grad()
 def sample(
     model,
     prefix: list[int],
-    form: PoemForm,
+    form: PoemForm | FreeText,
     num: int = 1,
     options: SamplingOptions | None = None,
     generator: torch.Generator | None = None,
@@ -166,10 +241,11 @@ def sample(
         logits, state = model.step(torch.full((num,), token, dtype=torch.long), state)
     out = torch.empty(num, form.length, dtype=torch.long)
     for t in range(form.length):
-        masked = logits.float().masked_fill(~form.allowed(t), float("-inf"))
+        masked = logits.float().masked_fill(~form.allowed(t, out[:, :t]), float("-inf"))
         token = choose_tokens(masked, options, out[:, :t], generator)
         out[:, t] = token
-        logits, state = model.step(token, state)
+        if t + 1 < form.length:  # no step after the last token
+            logits, state = model.step(token, state)
     model.train(was_training)
     return out
 
@@ -189,7 +265,8 @@ def beam_search(model, prefix: list[int], form: PoemForm, beam_size: int = 4) ->
     scores = torch.zeros(1)  # (K,)
     sequences = torch.empty(1, 0, dtype=torch.long)  # (K, t)
     for t in range(form.length):
-        log_probs = torch.log_softmax(logits.float(), -1).masked_fill(~form.allowed(t), float("-inf"))  # (K, V)
+        allowed = form.allowed(t, sequences)  # (V,) or (K, V)
+        log_probs = torch.log_softmax(logits.float(), -1).masked_fill(~allowed, float("-inf"))  # (K, V)
         total = (scores[:, None] + log_probs).view(-1)  # (K * V,)
         k = min(beam_size, int(torch.isfinite(total).sum()))
         scores, flat = torch.topk(total, k)

@@ -4,8 +4,7 @@ of the same model's steps (one ``model.step`` and an argmax per character, no de
     rnnkit bench generate            # batch 1 and 64, 7-character quatrains
 
 The overhead of decoding (masks, temperature, top-k/p, sampling) is ``decode_s / bare_s - 1``.
-Until the trained poetry model ships, the model is one of the same architecture with random
-weights: speed does not depend on the values of the weights.
+The model is the shipped poetry model (``rnnkit.poetry.load_model()``).
 """
 
 from __future__ import annotations
@@ -16,13 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.vocab import Vocabulary
-from ..decoding import COMMA, FULL_STOP, POEM_SEPARATOR, PoemForm, SamplingOptions, sample
-from ..language_model import LanguageModel
-
-# The planned default poetry model: about 6,700 characters, 2-layer LSTM.
-DEFAULT_ARCHITECTURE = dict(embedding_dim=128, hidden_size=256, num_layers=2, cell="lstm")
-VOCAB_SIZE = 6700
+from ..decoding import PoemForm, SamplingOptions, sample
 
 
 @dataclass
@@ -31,11 +24,6 @@ class Row:
     bare_chars_per_s: float
     decode_chars_per_s: float
     overhead: float  # decode time / bare time - 1
-
-
-def stand_in_vocabulary(size: int = VOCAB_SIZE) -> Vocabulary:
-    hanzi = [chr(0x4E00 + i) for i in range(size - 4)]
-    return Vocabulary([*hanzi, COMMA, FULL_STOP, POEM_SEPARATOR])
 
 
 def _bare_loop(model, batch: int, length: int) -> None:
@@ -48,8 +36,12 @@ def _bare_loop(model, batch: int, length: int) -> None:
 def run(batches=(1, 64), repeats: int = 5, model=None, vocab=None, seed: int = 0) -> list[Row]:
     """Median seconds of bare and decoding loops, alternated, for each batch size."""
     torch.manual_seed(seed)
-    vocab = vocab or stand_in_vocabulary()
-    model = (model or LanguageModel(len(vocab), **DEFAULT_ARCHITECTURE)).eval()
+    if model is None:
+        from ..tasks.poetry import load_model
+
+        poetry = load_model()
+        model, vocab = poetry.model, poetry.vocab
+    model = model.eval()
     form = PoemForm(vocab, chars_per_line=7, num_lines=4, heads=None)
     options = SamplingOptions(temperature=0.8, top_k=50, top_p=0.95, repetition_penalty=1.1)
     rows = []
@@ -58,7 +50,7 @@ def run(batches=(1, 64), repeats: int = 5, model=None, vocab=None, seed: int = 0
         bare, decode = [], []
         for _ in range(repeats + 1):  # the first round warms up
             t0 = time.perf_counter()
-            _bare_loop(model, batch, form.length + len(prefix))
+            _bare_loop(model, batch, form.length + len(prefix) - 1)  # the steps sample() runs
             t1 = time.perf_counter()
             sample(model, prefix, form, num=batch, options=options)
             t2 = time.perf_counter()

@@ -1,0 +1,1 @@
+"""One module per problem: data -> model -> train -> evaluate -> use."""
