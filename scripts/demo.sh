@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The demo, set-up included: bash scripts/demo.sh
+#   1. acrostic poems from the shipped poetry model, then every cell on the adding problem
+#   2. the noisy-sine forecast (RMSE beside the naive forecast, plots written under runs/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/rnnkit cells
 .venv/bin/rnnkit demo "$@"
+.venv/bin/rnnkit forecast demo

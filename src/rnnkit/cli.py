@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
+from .commands import forecast as forecast_commands
 from .commands import poetry as poetry_commands
 from .commands import text as text_commands
 
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks, each with a reference measured in the same run.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(forecast_commands.app, name="forecast")
 app.add_typer(poetry_commands.app, name="poetry")
 app.add_typer(text_commands.app, name="text")
 
@@ -225,6 +227,45 @@ def bench_fit(
         table.add_column(column, justify="right")
     table.add_row(f"{row.plain_tokens_per_s:,.0f}", f"{row.fit_tokens_per_s:,.0f}", f"{row.ratio:.2f}",
                   f"{row.fit_wall_s:.1f}", f"{row.plain_wall_s:.1f}")  # fmt: skip
+    Console().print(table)
+
+
+@bench_app.command("forecast")
+def bench_forecast(
+    sizes: Annotated[str, typer.Option(help="Comma-separated model sizes: small (LSTM-32), medium (LSTM 64,64).")] = (
+        "small,medium"
+    ),
+    repeats: Annotated[int, typer.Option(help="Alternating repeats; the median is reported.")] = 3,
+    threads: Annotated[int, typer.Option(help="torch threads (0: torch's default).")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
+) -> None:
+    """Forecast training throughput (windows/s) of rnnkit.train.fit against a plain loop on the same windows.
+
+    Example: rnnkit bench forecast --sizes small,medium --repeats 3
+    """
+    import json
+    from dataclasses import asdict
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bench import forecast as bench
+
+    if threads:
+        torch.set_num_threads(threads)
+    names = [s.strip() for s in sizes.split(",") if s.strip()]
+    with Console(stderr=True).status("timing fit() and a plain loop on forecast windows..."):
+        rows = bench.run(names, repeats=repeats)
+    if json_out:
+        typer.echo(json.dumps([asdict(r) for r in rows], indent=1))
+        return
+    table = Table(title=f"One epoch of forecast windows ({bench.describe()}): windows/s over the training steps")
+    for column in ("size", "model", "plain loop win/s", "fit() win/s", "fit / plain", "fit() wall s", "plain wall s"):
+        table.add_column(column, justify="left" if column in ("size", "model") else "right")
+    for r in rows:
+        table.add_row(r.size, r.model, f"{r.plain_windows_per_s:,.0f}", f"{r.fit_windows_per_s:,.0f}",
+                      f"{r.ratio:.2f}", f"{r.fit_wall_s:.1f}", f"{r.plain_wall_s:.1f}")  # fmt: skip
     Console().print(table)
 
 
