@@ -2,9 +2,9 @@
 # The demo, set-up included: bash scripts/demo.sh
 #   1. acrostic poems from the shipped poetry model, then every cell on the adding problem
 #   2. the noisy-sine forecast (RMSE beside the naive forecast, plots written under runs/)
+# `rnnkit cells` lists the cells and the backend each runs on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/rnnkit cells
 .venv/bin/rnnkit demo "$@"
-.venv/bin/rnnkit forecast demo
+.venv/bin/rnnkit forecast demo --no-progress
