@@ -57,3 +57,20 @@ def test_bench_generate_reports_both_loops_per_batch(monkeypatch):
     rows = json.loads(result.stdout[result.stdout.index("[") :])
     assert [r["batch"] for r in rows] == [1, 4]
     assert all(r["bare_chars_per_s"] > 0 and r["decode_chars_per_s"] > 0 for r in rows)
+
+
+def test_bench_fit_times_fit_and_the_plain_loop_on_the_same_epoch(monkeypatch):
+    from rnnkit.bench import fit as bench
+
+    monkeypatch.setitem(bench.SIZES, "small", (16, 8, 16, 4, 8, 5))  # vocab, emb, hidden, batch, chunk, chunks
+    result = runner.invoke(app, ["bench", "fit", "--size", "small", "--repeats", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout[result.stdout.index("{") :])
+    assert row["plain_tokens_per_s"] > 0 and row["fit_tokens_per_s"] > 0
+    assert row["ratio"] == row["fit_tokens_per_s"] / row["plain_tokens_per_s"]
+
+
+def test_demo_shows_acrostic_poems_from_the_shipped_model():
+    result = runner.invoke(app, ["demo", "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    assert "藏头 春花秋月" in result.output and "bits/char" in result.output

@@ -46,14 +46,15 @@ def _setup(size: str, seed: int = 0):
     return model, stream_loader(tokens, batch, chunk)
 
 
-def plain_loop(model, loader) -> tuple[float, float]:
-    """The reference: the same steps written as a bare loop. Returns (tokens/s, wall s)."""
+def plain_loop(model, loader, learning_rate: float = 2e-3, stateful: bool = True) -> tuple[float, float]:
+    """The reference: the same steps written as a bare loop. Returns (items/s, wall s), items
+    being what ``LossOutput.count`` counts (tokens, windows)."""
     from ..train.loop import detach_state
 
     start = time.perf_counter()
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     model.train()
-    state, tokens, seconds = None, 0, 0.0
+    state, items, seconds = None, 0, 0.0
     last = time.perf_counter()
     for batch in loader:
         out = model.loss(batch, state)
@@ -62,21 +63,25 @@ def plain_loop(model, loader) -> tuple[float, float]:
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0).item()
         optimizer.step()
-        state = detach_state(out.state)
+        state = detach_state(out.state) if stateful else None
         now = time.perf_counter()
-        tokens += out.count
+        items += out.count
         seconds += now - last
         last = now
-    return tokens / seconds, time.perf_counter() - start
+    return items / seconds, time.perf_counter() - start
 
 
-def fit_loop(model, loader) -> tuple[float, float]:
+def fit_loop(
+    model, loader, learning_rate: float = 2e-3, stateful: bool = True, unit: str = "tokens"
+) -> tuple[float, float]:
+    """The same epoch through ``rnnkit.train.fit``. Returns (items/s from fit's metrics, wall s)."""
     from ..train import Splits, TrainConfig, fit
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
-        config = TrainConfig(epochs=1, scheduler="none", early_stopping=0, progress=False, device="cpu")
-        result = fit(model, Splits(loader, None, stateful=True, unit="tokens"), config, run_dir=run_dir)
+        config = TrainConfig(epochs=1, learning_rate=learning_rate, scheduler="none", early_stopping=0,
+                             progress=False, device="cpu")  # fmt: skip
+        result = fit(model, Splits(loader, None, stateful=stateful, unit=unit), config, run_dir=run_dir)
     return result.metrics[0]["throughput"], time.perf_counter() - start
 
 

@@ -12,8 +12,6 @@ as the wall seconds of each call.
 from __future__ import annotations
 
 import statistics
-import tempfile
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,35 +59,16 @@ def _setup(size: str, seed: int = 0):
 
 
 def plain_loop(model, loader) -> tuple[float, float]:
-    """The reference: the same steps as a bare loop. Returns (windows/s, wall s)."""
-    start = time.perf_counter()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
-    windows, seconds = 0, 0.0
-    last = time.perf_counter()
-    for batch in loader:
-        out = model.loss(batch)
-        out.loss.item()  # fit reads the loss every step too (NaN check, progress)
-        optimizer.zero_grad()
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0).item()
-        optimizer.step()
-        now = time.perf_counter()
-        windows += out.count
-        seconds += now - last
-        last = now
-    return windows / seconds, time.perf_counter() - start
+    """The reference loop of ``bench.fit`` (no state carried). Returns (windows/s, wall s)."""
+    from .fit import plain_loop as loop
+
+    return loop(model, loader, learning_rate=1e-3, stateful=False)
 
 
 def fit_loop(model, loader) -> tuple[float, float]:
-    from ..train import Splits, TrainConfig, fit
+    from .fit import fit_loop as loop
 
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as run_dir:
-        config = TrainConfig(epochs=1, learning_rate=1e-3, scheduler="none", early_stopping=0, progress=False,
-                             device="cpu")  # fmt: skip
-        result = fit(model, Splits(loader, None, unit="windows"), config, run_dir=run_dir)
-    return result.metrics[0]["throughput"], time.perf_counter() - start
+    return loop(model, loader, learning_rate=1e-3, stateful=False, unit="windows")
 
 
 def run(sizes: list[str] | tuple[str, ...] = ("small", "medium"), repeats: int = 3) -> list[ForecastBenchRow]:
