@@ -37,7 +37,7 @@ def text_run(tmp_path_factory):
 
 def test_train_reports_bits_per_char_beside_the_kneser_ney_baselines(text_run):
     _, run_dir, stdout = text_run
-    assert "kneser ney 5" in stdout and "lstm (this run)" in stdout
+    assert "kneser ney 5" in stdout and "lstm (this run)" in stdout and "on validation" in stdout
     report = json.loads(open(f"{run_dir}/report.json").read())
     assert set(report["baselines_test_bits_per_char"]) == {"unigram", "kneser_ney_3", "kneser_ney_5"}
     assert report["test_bits_per_char"] < report["baselines_test_bits_per_char"]["unigram"]

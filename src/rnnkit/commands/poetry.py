@@ -75,6 +75,7 @@ def train(
     table.add_column("model")
     table.add_column("bits/char", justify="right")
     table.add_row(f"{result.model.config['cell']} (this run)", f"{report['test_bits_per_char']:.3f}")
+    table.add_row("  the same, on validation", f"{report['val_bits_per_char']:.3f}")
     for name, value in report.get("baselines_test_bits_per_char", {}).items():
         table.add_row(name.replace("_", " "), f"{value:.3f}")
     console = Console()

@@ -48,7 +48,8 @@ def train(
     table.add_column("model")
     table.add_column("bits/char", justify="right")
     table.add_column("perplexity", justify="right")
-    rows = {f"{result.model.config['cell']} (this run)": report["test_bits_per_char"]}
+    rows = {f"{result.model.config['cell']} (this run)": report["test_bits_per_char"],
+            "  the same, on validation": report["val_bits_per_char"]}  # fmt: skip
     rows |= {k.replace("_", " "): v for k, v in report.get("baselines_test_bits_per_char", {}).items()}
     for name, bits in rows.items():
         table.add_row(name, f"{bits:.3f}", f"{2**bits:.2f}")
