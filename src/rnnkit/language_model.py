@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .data.batches import PAD  # target id of padding positions: never counted in the loss
 from .layers import Recurrent
+from .train.config import check_choice
 from .train.fit import LossOutput
 
 OUTPUTS = ("softmax", "adaptive")
@@ -58,8 +59,7 @@ class LanguageModel(nn.Module):
         **layer_options,
     ):
         super().__init__()
-        if output not in OUTPUTS:
-            raise ValueError(f"Expected output to be one of {list(OUTPUTS)}. Received: output={output!r}")
+        check_choice("output", output, OUTPUTS)
         if output == "adaptive":
             cutoffs = list(cutoffs or default_cutoffs(vocab_size))
         self.config = dict(

@@ -90,12 +90,17 @@ def run(size: str = "small", repeats: int = 3) -> FitBenchRow:
     if size not in SIZES:
         raise ValueError(f"Expected size to be one of {list(SIZES)}. Received: size={size!r}")
     fit_loop(*_setup(size))  # warm-up: imports, first-call allocations
-    plain, fitted = [], []
+    p, f, plain_wall, fit_wall = alternate(lambda: _setup(size), plain_loop, fit_loop, repeats)
+    return FitBenchRow(size, p, f, f / p, fit_wall, plain_wall)
+
+
+def alternate(setup, plain, fitted, repeats: int) -> tuple[float, float, float, float]:
+    """Run ``plain(*setup())`` and ``fitted(*setup())`` in turn ``repeats`` times (fresh model and
+    data each time); the medians of (plain rate, fit rate, plain wall s, fit wall s)."""
+    plain_runs, fit_runs = [], []
     for _ in range(repeats):
-        plain.append(plain_loop(*_setup(size)))
-        fitted.append(fit_loop(*_setup(size)))
-    p = statistics.median(r[0] for r in plain)
-    f = statistics.median(r[0] for r in fitted)
-    return FitBenchRow(
-        size, p, f, f / p, statistics.median(r[1] for r in fitted), statistics.median(r[1] for r in plain)
-    )
+        plain_runs.append(plain(*setup()))
+        fit_runs.append(fitted(*setup()))
+    median = statistics.median
+    return (median(r[0] for r in plain_runs), median(r[0] for r in fit_runs),
+            median(r[1] for r in plain_runs), median(r[1] for r in fit_runs))  # fmt: skip

@@ -11,11 +11,12 @@ as the wall seconds of each call.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from .fit import alternate
 
 POINTS = 6000  # generated series length; the training part (70 %) gives about 4,200 windows
 WINDOW = 24
@@ -81,12 +82,7 @@ def run(sizes: list[str] | tuple[str, ...] = ("small", "medium"), repeats: int =
     fit_loop(*_setup(sizes[0]))  # warm-up: imports, first-call allocations
     rows = []
     for size in sizes:
-        plain, fitted = [], []
-        for _ in range(repeats):
-            plain.append(plain_loop(*_setup(size)))
-            fitted.append(fit_loop(*_setup(size)))
-        p = statistics.median(r[0] for r in plain)
-        f = statistics.median(r[0] for r in fitted)
+        p, f, plain_wall, fit_wall = alternate(lambda size=size: _setup(size), plain_loop, fit_loop, repeats)
         model, loader = _setup(size)
         label = f"LSTM {','.join(map(str, SIZES[size]))} ({sum(x.numel() for x in model.parameters()):,} params)"
         rows.append(
@@ -97,8 +93,8 @@ def run(sizes: list[str] | tuple[str, ...] = ("small", "medium"), repeats: int =
                 p,
                 f,
                 f / p,
-                statistics.median(r[1] for r in fitted),
-                statistics.median(r[1] for r in plain),
+                fit_wall,
+                plain_wall,
             )
         )
     return rows

@@ -52,6 +52,7 @@ from torch import Tensor, nn
 
 from ..cells import CELLS
 from ..layers import Recurrent
+from ..train.config import check_choice
 from ..train.fit import LossOutput
 
 STRATEGIES = ("recursive", "direct", "seq2seq")
@@ -63,11 +64,6 @@ MIN_STD = 1e-3  # std floor of the gaussian head: var >= 1e-6, so gaussian_nll_l
 def _positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"Expected {name} a positive integer. Received: {name}={value!r}")
-
-
-def _one_of(name: str, value, accepted) -> None:
-    if value not in accepted:
-        raise ValueError(f"Expected {name} to be one of {list(accepted)}. Received: {name}={value!r}")
 
 
 @dataclass
@@ -107,10 +103,10 @@ class ForecastConfig:
                 f"Expected n_targets <= n_features (the targets are among the input columns). "
                 f"Received: n_targets={self.n_targets}, n_features={self.n_features}"
             )
-        _one_of("strategy", self.strategy, STRATEGIES)
-        _one_of("cell", self.cell, sorted(CELLS))
-        _one_of("head", self.head, HEADS)
-        _one_of("level", self.level, LEVELS)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        check_choice("cell", self.cell, sorted(CELLS))
+        check_choice("head", self.head, HEADS)
+        check_choice("level", self.level, LEVELS)
         if isinstance(self.hidden_sizes, int) and not isinstance(self.hidden_sizes, bool):
             self.hidden_sizes = (self.hidden_sizes,)
         if not isinstance(self.hidden_sizes, (tuple, list)) or not self.hidden_sizes:

@@ -9,7 +9,8 @@ SCHEDULERS = ("plateau", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-def _one_of(name: str, value: str, accepted: tuple[str, ...]) -> None:
+def check_choice(name: str, value, accepted) -> None:
+    """A ValueError listing the accepted values and echoing the received one, unless ``value`` is among them."""
     if value not in accepted:
         raise ValueError(f"Expected {name} to be one of {list(accepted)}. Received: {name}={value!r}")
 
@@ -54,9 +55,9 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        _one_of("optimizer", self.optimizer, OPTIMIZERS)
-        _one_of("scheduler", self.scheduler, SCHEDULERS)
-        _one_of("device", self.device, DEVICES)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("scheduler", self.scheduler, SCHEDULERS)
+        check_choice("device", self.device, DEVICES)
         for name in ("epochs", "learning_rate"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Expected {name} > 0. Received: {name}={getattr(self, name)}")

@@ -100,10 +100,13 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 def load_weights(model: nn.Module, run_dir: str | Path, which: str = "best") -> nn.Module:
     """Load a run's ``best`` (or ``last``) checkpoint weights into ``model``, on the model's device."""
-    checkpoint = load_checkpoint(Path(run_dir) / "checkpoints" / f"{which}.ckpt")
-    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
-    model.load_state_dict(state)
+    model.load_state_dict(model_state(Path(run_dir) / "checkpoints" / f"{which}.ckpt"))
     return model
+
+
+def model_state(checkpoint_path: str | Path) -> dict:
+    """The model's own state dict in a checkpoint (the trainer's ``model.`` prefix removed)."""
+    return {k.removeprefix("model."): v for k, v in load_checkpoint(checkpoint_path)["state_dict"].items()}
 
 
 def fit(
@@ -221,7 +224,7 @@ def _finish(run_dir: Path, model: nn.Module) -> None:
     if best.is_file():
         from safetensors.torch import save_file
 
-        state = {k.removeprefix("model."): v.contiguous() for k, v in load_checkpoint(best)["state_dict"].items()}
+        state = {k: v.contiguous() for k, v in model_state(best).items()}
         write_atomic(run_dir / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
     from ..plots import plot_loss_curve
     from .loop import read_metrics
