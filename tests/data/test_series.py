@@ -234,6 +234,11 @@ BAD_INPUTS = [
                  id="table without target"),
     pytest.param(_given(DAYS), {"target": "y", "covariates": ["y"]}, r"one role.*Received 'y' twice",
                  id="column in two roles"),
+    pytest.param(_given(DAYS), {"target": "y", "covariates": ["c"], "future_covariates": ["c"]},
+                 r"one role \(time, target, covariate or future covariate\). Received 'c' twice",
+                 id="covariate both past and future"),
+    pytest.param(_given(DAYS), {"target": "y", "future_covariates": ["promo"]},
+                 r"Column 'promo' not found.*future_covariates='promo'", id="missing future covariate column"),
     pytest.param(_given(pd.DataFrame({"y": [1.0, 2.0, "abc"]})), {"target": "y"},
                  r"Column 'y' holds a value that is not a number at row 2: 'abc'\.", id="non-numeric value"),
     pytest.param(_csv("y,c\n1,0\n2.5,0\n3;4,0\n"), {"target": "y"},
@@ -397,3 +402,33 @@ def test_scaler_misuse_gets_clear_messages():
         Scaler().fit([[1.0], [np.nan]])
     with pytest.raises(ValueError, match=r"Expected shift and scale of the same length"):
         Scaler.from_state_dict({"kind": "standard", "shift": [0.0], "scale": [1.0, 2.0]})
+
+
+# Future covariates
+
+
+def test_future_covariates_are_the_last_columns_and_windows_serve_them_over_the_horizon():
+    frame = pd.DataFrame({"y": np.arange(10.0), "price": 100 + np.arange(10.0), "holiday": 200 + np.arange(10.0)})
+    series = load_series(frame, target="y", covariates="price", future_covariates=["holiday"])
+    assert series.covariate_names == ["price"] and series.future_covariate_names == ["holiday"]
+    assert series.table().tolist() == frame.to_numpy(dtype=np.float32).tolist()
+    windows = WindowDataset(series.table(), n_targets=1, window=3, horizon=2, n_future=1)
+    inputs, targets, future = windows[4]  # targets at rows 7 and 8
+    assert inputs.tolist() == frame.iloc[4:7].to_numpy(dtype=np.float32).tolist()  # every column, past rows only
+    assert targets[:, 0].tolist() == [7.0, 8.0]
+    assert future[:, 0].tolist() == [207.0, 208.0]  # the known-ahead column at the target rows
+    with pytest.raises(ValueError, match=r"Expected 0 <= n_future <= 2 \(the columns after the 1 target\(s\)\)"):
+        WindowDataset(series.table(), n_targets=1, window=3, n_future=3)
+
+
+def test_make_windows_scales_future_covariates_with_the_training_rows_and_keeps_them_in_their_part():
+    frame = pd.DataFrame({"y": np.arange(100.0), "known": np.arange(100.0) * 2})
+    series = load_series(frame, target="y", future_covariates="known")
+    train, val, test, scaler = make_windows(series, window=5, horizon=3)
+    assert train.n_future == val.n_future == test.n_future == 1
+    np.testing.assert_allclose(scaler.shift, [34.5, 69.0])  # means of rows 0..69 only
+    for windows, (start, end) in ((train, (0, 70)), (val, (70, 85)), (test, (85, 100))):
+        for i in (0, len(windows) - 1):
+            future = scaler.inverse_transform(windows[i][2], columns=[1])[:, 0].numpy()
+            rows = future / 2
+            assert start <= rows.min() and rows.max() < end  # the known-ahead values of the part's own target rows

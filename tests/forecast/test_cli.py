@@ -186,3 +186,18 @@ def test_bench_forecast_reports_fit_and_plain_loop_windows_per_second_for_each_s
         assert row["windows"] == 400 * 7 // 10 - bench.WINDOW - bench.HORIZON + 1
         assert row["fit_windows_per_s"] > 0 and row["plain_windows_per_s"] > 0
         assert row["ratio"] == row["fit_windows_per_s"] / row["plain_windows_per_s"]
+
+
+def test_future_covariates_and_calendar_through_the_cli_and_predict_reads_future_from_a_csv(sales, monkeypatch,
+                                                                                          capsys):  # fmt: skip
+    code, out, err = rnnkit(monkeypatch, capsys, "forecast", "train", "--data", "sales.csv", "--target", "sales",
+                            "--time", "day", "--future-covariates", "price", "--calendar", "--horizon", "2",
+                            "--run-dir", "run", *QUICK)  # fmt: skip
+    assert code == 0, err
+    assert "(this run)" in out
+    code, out, err = rnnkit(monkeypatch, capsys, "forecast", "predict", "--run", "run")
+    assert code == 2 and "reads the future covariates ['price']" in err and "--future FILE" in err
+    pd.DataFrame({"price": [1.0, 1.1]}).to_csv(sales / "prices.csv", index=False)
+    code, out, err = rnnkit(monkeypatch, capsys, "forecast", "predict", "--run", "run", "--future", "prices.csv")
+    assert code == 0, err
+    assert pd.read_csv(sales / "run" / "prediction.csv")["timestamp"].tolist() == ["2023-05-31", "2023-06-01"]

@@ -311,3 +311,70 @@ def test_a_short_training_beats_the_naive_forecast_tenfold_on_a_sine_wave(strate
     mse = ((model.predict(held_inputs).mean - held_targets) ** 2).mean()
     naive = ((held_inputs[:, -1:, :] - held_targets) ** 2).mean()  # repeat the last value over the horizon
     assert mse < 0.1 * naive
+
+
+# Future covariates
+
+
+def future_model(strategy: str, head: str = "point", horizon: int = 4, n_targets: int = 1, past: int = 1):
+    """A model whose last 2 input columns are future covariates (and ``past`` past-only ones, not for recursive)."""
+    past = 0 if strategy == "recursive" else past
+    return make_model(strategy, n_features=n_targets + past + 2, n_targets=n_targets, horizon=horizon, head=head,
+                      n_future=2, dense=3)  # fmt: skip
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("head", HEADS)
+def test_future_covariates_give_the_same_shapes_and_a_loss_for_every_strategy(strategy, head):
+    model = future_model(strategy, head, n_targets=2)
+    inputs, targets, future = torch.randn(5, 7, model.n_features), torch.randn(5, 4, 2), torch.randn(5, 4, 2)
+    forecast = model(inputs, future=future)
+    assert forecast.mean.shape == (5, 4, 2) and (head == "point" or forecast.std.shape == (5, 4, 2))
+    for mode in (True, False):
+        model.train(mode)
+        out = model.loss((inputs, targets, future))
+        assert out.loss.isfinite() and out.count == 5
+    out.loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_forecast_step_reads_the_future_covariates_of_its_own_step_and_never_of_later_ones(strategy):
+    model = future_model(strategy).eval()
+    inputs, future = torch.randn(3, 6, model.n_features), torch.randn(3, 4, 2)
+    base = model.predict(inputs, future=future).mean
+    later = future.clone()
+    later[:, 2:] += 5.0  # change steps 3 and 4 only
+    changed = model.predict(inputs, future=later).mean
+    assert not torch.allclose(changed[:, 2:], base[:, 2:])  # the changed steps read them
+    if strategy != "direct":  # step by step: steps 1 and 2 were forecast before steps 3 and 4 were read
+        assert torch.equal(changed[:, :2], base[:, :2])
+
+
+def test_recursive_rollout_with_future_covariates_appends_each_forecast_beside_its_steps_covariates():
+    model = future_model("recursive", horizon=3).eval()
+    one_step = ForecastModel(replace(ForecastConfig(**model.config), horizon=1)).eval()
+    one_step.load_state_dict(model.state_dict())
+    inputs, future = torch.randn(2, 5, 3), torch.randn(2, 6, 2)
+    window, means = inputs.clone(), []
+    for h in range(6):
+        step = one_step(window, future=future[:, h : h + 1]).mean  # (B, 1, 1)
+        means.append(step)
+        window = torch.cat([window[:, 1:], torch.cat([step, future[:, h : h + 1]], dim=-1)], dim=1)
+    with torch.no_grad():
+        assert torch.allclose(model.predict(inputs, horizon=6, future=future).mean, torch.cat(means, 1), atol=1e-6)
+
+
+def test_future_covariates_missing_or_misshapen_or_unexpected_get_clear_errors():
+    model = future_model("direct")
+    inputs = torch.randn(3, 6, model.n_features)
+    with pytest.raises(ValueError, match=r"reads 2 future covariate\(s\).*\(3, 4, 2\). Received: NoneType"):
+        model(inputs)
+    with pytest.raises(ValueError, match=r"future of shape \(B, H, C\) = \(3, 4, 2\). Received shape \(3, 3, 2\)"):
+        model.predict(inputs, future=torch.randn(3, 3, 2))
+    with pytest.raises(ValueError, match=r"no future covariates \(n_future=0\)"):
+        make_model("direct").predict(torch.randn(3, 6, 1), future=torch.randn(3, 3, 1))
+    with pytest.raises(ValueError, match=r"n_future in \[0, n_features - n_targets\] = \[0, 1\]"):
+        ForecastConfig(n_features=2, n_targets=1, n_future=2)
+    with pytest.raises(ValueError, match=r"past-only covariates.*n_features=4, n_targets=1, n_future=2"):
+        ForecastConfig(n_features=4, n_targets=1, n_future=2, strategy="recursive")

@@ -220,3 +220,74 @@ def test_demo_beats_the_naive_rmse_at_least_twofold_in_under_two_minutes(tmp_pat
     assert seconds < 120
     assert (tmp_path / "demo" / "plots" / "single_step.png").is_file()
     assert (tmp_path / "demo" / "plots" / "multi_step.png").is_file()
+
+
+# Future covariates and calendar features
+
+
+def promo_frame(n: int = 360, seed: int = 3) -> pd.DataFrame:
+    """Daily sales that jump by 3 on promotion days, announced ahead: a future covariate."""
+    rng = np.random.default_rng(seed)
+    promo = (rng.random(n) < 0.3).astype(float)
+    sales = 10 + np.sin(np.arange(n) / 5) + 3 * promo + rng.normal(0, 0.1, n)
+    return pd.DataFrame({"day": pd.date_range("2022-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+                         "sales": sales.round(4), "promo": promo})  # fmt: skip
+
+
+def test_a_covariate_known_ahead_is_used_at_the_steps_it_forecasts(tmp_path):
+    frame = promo_frame()
+    options = {"target": "sales", "time": "day", "window": 8, "horizon": 2, "epochs": 12, "hidden_sizes": (16,),
+               "batch_size": 16, "learning_rate": 3e-3, "progress": False, "early_stopping": 0}  # fmt: skip
+    past = train(frame, covariates="promo", run_dir=tmp_path / "past", **options)
+    known = train(frame, future_covariates="promo", run_dir=tmp_path / "future", **options)
+    assert known.model.n_future == 1 and past.model.n_future == 0
+    assert known.report["future_covariates"] == ["promo"] and known.settings["future_covariates"] == ["promo"]
+    mae = {name: run.report["metrics"][0]["MAE"] for name, run in (("past", past), ("future", known))}
+    assert mae["future"] < 0.5 * mae["past"], mae  # a promotion is only predictable when it is known ahead
+
+
+def test_predict_needs_the_future_covariates_of_the_forecast_steps(tmp_path):
+    frame = promo_frame(200)
+    run = train(frame, target="sales", time="day", future_covariates="promo", window=8, horizon=3,
+                run_dir=tmp_path / "run", **QUICK)  # fmt: skip
+    with pytest.raises(ValueError, match=r"reads the future covariates \['promo'\] at each forecast step: give their "
+                                         r"values for the 3 step\(s\)"):  # fmt: skip
+        predict(run.run_dir)
+    with pytest.raises(ValueError, match=r"Expected future covariates for 3 step\(s\).*Received 2 row\(s\)"):
+        predict(run.run_dir, future=pd.DataFrame({"promo": [1.0, 0.0]}))
+    pd.DataFrame({"promo": [0.0, 0.0, 0.0]}).to_csv(tmp_path / "none.csv", index=False)
+    quiet = predict(run.run_dir, future=tmp_path / "none.csv")
+    busy = predict(run.run_dir, future=pd.DataFrame({"promo": [1.0, 1.0, 1.0]}))
+    assert list(quiet["timestamp"]) == list(pd.date_range("2022-07-20", periods=3, freq="D"))
+    assert not np.allclose(quiet["forecast"], busy["forecast"])
+    plain = train(frame, target="sales", time="day", window=8, horizon=3, run_dir=tmp_path / "plain", **QUICK)
+    with pytest.raises(ValueError, match=r"no future covariates: leave future out"):
+        predict(plain.run_dir, future=pd.DataFrame({"promo": [1.0, 1.0, 1.0]}))
+
+
+def test_calendar_features_are_computed_for_training_resume_and_the_steps_after_the_data(tmp_path):
+    months = pd.date_range("2000-01-01", periods=120, freq="MS")
+    y = 50 + 10 * np.sin(2 * np.pi * (months.month - 1) / 12) + np.random.default_rng(0).normal(0, 1, 120)
+    frame = pd.DataFrame({"month": months.strftime("%Y-%m-%d"), "y": y})
+    run = train(frame, target="y", time="month", calendar=True, window=12, horizon=3, strategy="recursive",
+                run_dir=tmp_path / "run", **{**QUICK, "early_stopping": 0})  # fmt: skip
+    assert run.settings["calendar"] == ["month_of_year"] and run.model.n_future == 2
+    assert run.report["future_covariates"] == ["month_of_year_sin", "month_of_year_cos"]
+    assert list(pd.read_csv(run.run_dir / "series.csv").columns) == ["month", "y"]  # computed again on loading
+    out = predict(run.run_dir, horizon=5)  # recursive: any horizon, the calendar of every step computed
+    assert list(out["timestamp"]) == list(pd.date_range("2010-01-01", periods=5, freq="MS"))
+    resumed = train(resume=run.run_dir, epochs=3, progress=False)
+    assert resumed.report["epochs"] == 3 and resumed.model.n_future == 2
+    with pytest.raises(ValueError, match=r"Calendar features need timestamps"):
+        train(y, calendar=True, run_dir=tmp_path / "no-time", **QUICK)
+    with pytest.raises(ValueError, match=r"spaced 36[56] days apart"):
+        train(dataset="nile", calendar=True, run_dir=tmp_path / "yearly", **QUICK)
+
+
+def test_backtest_reads_the_future_covariates_of_each_block(tmp_path):
+    frame = promo_frame(160)
+    result = backtest(frame, target="sales", time="day", future_covariates="promo", calendar=True, origins=2,
+                      horizon=3, window=8, run_dir=tmp_path / "bt", **QUICK)  # fmt: skip
+    assert len(result) == 2 * 3 and result["MAE"].notna().all()
+    config = json.loads((tmp_path / "bt" / "fits" / "origin-01" / "config.json").read_text())
+    assert config["model"]["n_future"] == 1 + 4  # promo, then day of week and day of year as sine and cosine

@@ -17,7 +17,12 @@ app = typer.Typer(
 Data = Annotated[Path | None, typer.Option(help="A UTF-8 CSV file with a header row.")]
 Target = Annotated[str | None, typer.Option(help="Target column(s) of --data, comma-separated.")]
 Time = Annotated[str | None, typer.Option(help="Time column of --data (parsed, sorted; gaps reported).")]
-Covariates = Annotated[str, typer.Option(help="Further input columns of --data, comma-separated (not with recursive).")]
+Covariates = Annotated[str, typer.Option(help="Further input columns of --data known in the past only, "
+                                                "comma-separated (not with recursive).")]  # fmt: skip
+FutureCovariates = Annotated[str, typer.Option(help="Columns of --data known ahead (a holiday flag, a planned price), "
+                                                      "comma-separated: read at the forecast steps too.")]  # fmt: skip
+Calendar = Annotated[bool, typer.Option(help="Add calendar features of the time index (month of year, day of week, "
+                                             "... as the spacing fits) as future covariates.")]  # fmt: skip
 Fill = Annotated[str, typer.Option(help="NaN/Inf in --data: error, ffill, interpolate or drop.")]
 Dataset = Annotated[str | None, typer.Option(help="A shipped series instead of --data: sunspots, co2, airline, nile, "
                                                   "elnino.")]  # fmt: skip
@@ -60,12 +65,13 @@ def _names(text: str | None) -> str | list[str] | None:
     return names[0] if len(names) == 1 else names
 
 
-def _data_options(data, target, time, covariates, fill, dataset) -> dict:
+def _data_options(data, target, time, covariates, future_covariates, calendar, fill, dataset) -> dict:
     if data is None and dataset is None:
         raise ValueError("Give --data CSV with --target COLUMN, or --dataset NAME (sunspots, co2, airline, nile, "
                          "elnino).")  # fmt: skip
     return {"source": data, "dataset": dataset, "target": _names(target), "time": time,
-            "covariates": _names(covariates) or (), "fill": fill}  # fmt: skip
+            "covariates": _names(covariates) or (), "future_covariates": _names(future_covariates) or (),
+            "calendar": calendar, "fill": fill}  # fmt: skip
 
 
 def _number(value, digits: int = 4) -> str:
@@ -114,6 +120,8 @@ def train(
     target: Target = None,
     time: Time = None,
     covariates: Covariates = "",
+    future_covariates: FutureCovariates = "",
+    calendar: Calendar = False,
     fill: Fill = "error",
     dataset: Dataset = None,
     window: Window = 10,
@@ -149,7 +157,7 @@ def train(
 
     Example: rnnkit forecast train --data sales.csv --target units --time date --horizon 7 --season 7
 
-    Example: rnnkit forecast train --dataset airline --horizon 12 --epochs 100
+    Example: rnnkit forecast train --dataset airline --horizon 12 --epochs 100 --calendar
     """
     from rich.console import Console
 
@@ -158,7 +166,7 @@ def train(
     if resume is not None:
         result = run(resume=resume, epochs=epochs, progress=progress)
     else:
-        options = _data_options(data, target, time, covariates, fill, dataset)
+        options = _data_options(data, target, time, covariates, future_covariates, calendar, fill, dataset)
         result = run(**options, window=window, horizon=horizon, strategy=strategy, cell=cell, hidden_sizes=hidden,
                      dense=dense, dropout=dropout, head=head, level=level, scaler=scaler, split=split, epochs=epochs,
                      learning_rate=lr, optimizer=optimizer, batch_size=batch_size, early_stopping=early_stopping,
@@ -172,6 +180,8 @@ def backtest(
     target: Target = None,
     time: Time = None,
     covariates: Covariates = "",
+    future_covariates: FutureCovariates = "",
+    calendar: Calendar = False,
     fill: Fill = "error",
     dataset: Dataset = None,
     origins: Annotated[int, typer.Option(help="Forecast origins: the last origins x horizon points are forecast.")] = 5,
@@ -215,7 +225,7 @@ def backtest(
     from ..forecast.metrics import METRICS
     from ..forecast.task import backtest as run
 
-    options = _data_options(data, target, time, covariates, fill, dataset)
+    options = _data_options(data, target, time, covariates, future_covariates, calendar, fill, dataset)
     frame = run(**options, origins=origins, refit=refit, window=window, horizon=horizon, strategy=strategy, cell=cell,
                 hidden_sizes=hidden, dense=dense, dropout=dropout, head=head, level=level, scaler=scaler, split=split,
                 epochs=epochs, learning_rate=lr, optimizer=optimizer, batch_size=batch_size,
@@ -252,6 +262,13 @@ def predict(
         typer.Option(help="Steps to forecast (default: the model's H; only recursive models forecast others)."),
     ] = None,  # fmt: skip
     out: Annotated[Path | None, typer.Option(help="CSV file to write (default: RUN/prediction.csv).")] = None,
+    future: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV with the future covariates of the forecast steps, one row per step (models trained "
+            "with --future-covariates; calendar features are computed)."
+        ),
+    ] = None,  # fmt: skip
 ) -> None:
     """Forecast the steps after the end of the data with a trained run, and export them as CSV.
 
@@ -263,7 +280,7 @@ def predict(
     from ..forecast.task import predict as forecast
     from ..train import write_atomic
 
-    frame = forecast(run, data, horizon)
+    frame = forecast(run, data, horizon, future)
     out = out if out is not None else run / "prediction.csv"
     write_atomic(out, lambda tmp: frame.to_csv(tmp, index=False))
     table = Table(title=f"Forecast past the end of {'the run series' if data is None else data}")

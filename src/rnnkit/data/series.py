@@ -41,10 +41,13 @@ PARTS = ("train", "validation", "test")
 class Series:
     """Targets and covariates of a time series as float32 arrays on one time axis.
 
-    ``values`` is ``(N, n_targets)``, ``covariates`` is ``(N, n_cov)`` (``n_cov`` may be 0),
-    ``index`` a ``DatetimeIndex`` (when loaded with ``time``) or a ``RangeIndex``.  ``gaps``
-    lists the pairs of neighbouring timestamps spaced differently from the usual step (calendar
-    months for monthly, quarterly and yearly data), empty without a time index.
+    ``values`` is ``(N, n_targets)``; ``covariates`` ``(N, n_cov)`` are known in the past only
+    (read from the window); ``future_covariates`` ``(N, n_future)`` are known ahead too (a
+    calendar, a planned price), so a forecast may also read their values at the steps it
+    forecasts.  Either may have 0 columns.  ``index`` is a ``DatetimeIndex`` (when loaded with
+    ``time``) or a ``RangeIndex``.  ``gaps`` lists the pairs of neighbouring timestamps spaced
+    differently from the usual step (calendar months for monthly, quarterly and yearly data),
+    empty without a time index.
     """
 
     values: np.ndarray
@@ -53,9 +56,19 @@ class Series:
     target_names: list[str]
     covariate_names: list[str] = field(default_factory=list)
     gaps: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
+    future_covariates: np.ndarray | None = None  # None: no column, (N, 0)
+    future_covariate_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.future_covariates is None:
+            self.future_covariates = np.zeros((len(self.values), 0), dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def table(self) -> np.ndarray:
+        """Every column as one ``(N, F)`` array, in input order: targets, covariates, future covariates."""
+        return np.concatenate([self.values, self.covariates, self.future_covariates], axis=1)
 
 
 def load_series(
@@ -64,6 +77,7 @@ def load_series(
     time: str | int | None = None,
     covariates: str | int | Sequence[str | int] = (),
     fill: str = "error",
+    future_covariates: str | int | Sequence[str | int] = (),
 ) -> Series:
     """Read a series from a UTF-8 CSV file, a DataFrame, or a 1-D or ``(N, k)`` array.
 
@@ -71,7 +85,9 @@ def load_series(
     are numbered 0..k-1), then every column that is not a covariate is a target.  ``time`` names
     a column of timestamps (a column of whole numbers is read as years): rows are sorted by it,
     duplicates are an error, irregular spacing is reported in ``Series.gaps``.  ``covariates``
-    are further input columns, known in the past.
+    are further input columns, known in the past; ``future_covariates`` are columns whose values
+    are known ahead of time (a holiday flag, a planned price; calendar features come from
+    ``rnnkit.data.calendar``).
 
     NaN and Inf in targets or covariates are an error unless ``fill`` is ``"ffill"`` (forward,
     then backward for a leading gap), ``"interpolate"`` (linear in the row position, edges take
@@ -100,11 +116,13 @@ def load_series(
         raise ValueError(
             f"Expected target to name one or more columns of {what}, of {list(frame.columns)}. Received: target=None"
         )
-    covariates = _as_list(covariates)
-    targets = [c for c in frame.columns if c not in covariates] if target is None else _as_list(target)
+    covariates, future = _as_list(covariates), _as_list(future_covariates)
+    others = [*covariates, *future]
+    targets = [c for c in frame.columns if c not in others] if target is None else _as_list(target)
     if not targets:
         raise ValueError(f"Expected at least one target column. Received: target={target!r}")
-    roles = {"time": [] if time is None else [time], "target": targets, "covariates": covariates}
+    roles = {"time": [] if time is None else [time], "target": targets, "covariates": covariates,
+             "future_covariates": future}  # fmt: skip
     for role, names in roles.items():
         for name in names:
             if name not in frame.columns:
@@ -112,11 +130,13 @@ def load_series(
                     f"Column {name!r} not found in {what}. Expected one of {list(frame.columns)}. "
                     f"Received: {role}={name!r}"
                 )
-    names = [*targets, *covariates]
+    names = [*targets, *covariates, *future]
     every = [*roles["time"], *names]
     if len(set(every)) < len(every):
         twice = next(name for name in every if every.count(name) > 1)
-        raise ValueError(f"Expected each column in one role (time, target or covariate). Received {twice!r} twice.")
+        raise ValueError(
+            f"Expected each column in one role (time, target, covariate or future covariate). Received {twice!r} twice."
+        )
 
     table = np.column_stack([_numbers(frame[name], name) for name in names])  # (N, n_targets + n_cov) float64
     rows = frame.index.to_numpy()
@@ -156,14 +176,16 @@ def load_series(
             if empty.any():
                 raise ValueError(f"Column {names[int(empty.argmax())]!r} has no finite value to fill from.")
 
-    n_targets = len(targets)
+    k, past = len(targets), len(targets) + len(covariates)
     return Series(
-        values=table[:, :n_targets].astype(np.float32),
-        covariates=table[:, n_targets:].astype(np.float32),
+        values=table[:, :k].astype(np.float32),
+        covariates=table[:, k:past].astype(np.float32),
         index=pd.RangeIndex(len(table)) if stamps is None else stamps,
         target_names=[str(name) for name in targets],
         covariate_names=[str(name) for name in covariates],
         gaps=[] if stamps is None else _gaps(stamps),
+        future_covariates=table[:, past:].astype(np.float32),
+        future_covariate_names=[str(name) for name in future],
     )
 
 
@@ -405,6 +427,8 @@ class WindowDataset(Dataset):
     .. t - 1`` of ``data``, and the first ``n_targets`` columns of rows ``t .. t + horizon - 1``,
     for ``t = first_target + i``.  Every target row lies in ``[start, end)``; the inputs may
     begin before ``start`` (the past is known when forecasting) but end where the targets begin.
+    With ``n_future > 0`` the last ``n_future`` columns are future covariates (known ahead) and
+    the item has a third part, ``future (horizon, n_future)``: those columns of the target rows.
     ``part`` names the span in error messages.
 
     Example:
@@ -416,6 +440,8 @@ class WindowDataset(Dataset):
         ([2.0, 4.0, 6.0], [8.0, 10.0])
         >>> len(WindowDataset(data, 1, window=3, horizon=1, start=4))  # targets at rows 4 and 5
         2
+        >>> WindowDataset(data, 1, window=3, horizon=2, n_future=1)[1][2][:, 0].tolist()  # column 1 is known ahead
+        [9.0, 11.0]
     """
 
     def __init__(
@@ -427,6 +453,7 @@ class WindowDataset(Dataset):
         start: int = 0,
         end: int | None = None,
         part: str = "series",
+        n_future: int = 0,
     ):
         self.data = torch.as_tensor(data, dtype=torch.float32)  # no copy for a float32 array
         if self.data.ndim != 2:
@@ -436,6 +463,11 @@ class WindowDataset(Dataset):
         if not 1 <= n_targets <= features:
             raise ValueError(
                 f"Expected 1 <= n_targets <= {features} (the columns of data). Received: n_targets={n_targets}"
+            )
+        if not 0 <= n_future <= features - n_targets:
+            raise ValueError(
+                f"Expected 0 <= n_future <= {features - n_targets} (the columns after the {n_targets} target(s)). "
+                f"Received: n_future={n_future}"
             )
         if window < 1 or horizon < 1:
             raise ValueError(f"Expected window >= 1 and horizon >= 1. Received: window={window}, horizon={horizon}")
@@ -452,19 +484,22 @@ class WindowDataset(Dataset):
                 f"Too short for one window: it needs at least window + horizon = {window + horizon} points, "
                 f"the {part} part has {end - start}{before}."
             )
-        self.n_targets, self.window, self.horizon = n_targets, window, horizon
+        self.n_targets, self.window, self.horizon, self.n_future = n_targets, window, horizon, n_future
         self.first_target, self.end = max(start, window), end
 
     def __len__(self) -> int:
         return self.end - self.horizon - self.first_target + 1
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         if not 0 <= i < len(self):
             raise IndexError(i)
         t = self.first_target + i
         inputs = self.data[t - self.window : t]
         targets = self.data[t : t + self.horizon, : self.n_targets]
-        return inputs.clone(), targets.clone()  # copies of a few rows, so in-place edits spare the series
+        if self.n_future:  # copies of a few rows, so in-place edits spare the series
+            future = self.data[t : t + self.horizon, self.data.shape[1] - self.n_future :]
+            return inputs.clone(), targets.clone(), future.clone()
+        return inputs.clone(), targets.clone()
 
 
 def make_windows(
@@ -476,8 +511,9 @@ def make_windows(
 ) -> tuple[WindowDataset, WindowDataset, WindowDataset, Scaler]:
     """Split by time, fit the scaler on the training rows only, scale every row with it, and cut windows.
 
-    Inputs are the scaled targets then covariates, ``F = n_targets + n_cov`` columns; the
-    scaler covers those columns in that order (``columns=slice(0, n_targets)`` for predictions).
+    Inputs are the scaled columns of ``series.table()`` (targets, covariates, future
+    covariates); the scaler covers them in that order (``columns=slice(0, n_targets)`` for
+    predictions).  With future covariates each window also serves their values over its horizon.
 
     Example:
         >>> train, val, test, scaler = make_windows(load_series(np.arange(100.0)), window=10, horizon=2)
@@ -487,11 +523,12 @@ def make_windows(
         [85.0, 86.0]
     """
     train_end, val_end = split_points(series, split)
-    data = np.concatenate([series.values, series.covariates], axis=1)
+    data = series.table()
     fitted = Scaler(scaler).fit(data[:train_end])
     scaled = torch.from_numpy(np.ascontiguousarray(fitted.transform(data), dtype=np.float32))
     spans = zip(PARTS, [(0, train_end), (train_end, val_end), (val_end, len(series))])
+    k, n_future = series.values.shape[1], series.future_covariates.shape[1]
     train, val, test = (
-        WindowDataset(scaled, series.values.shape[1], window, horizon, a, b, part=part) for part, (a, b) in spans
+        WindowDataset(scaled, k, window, horizon, a, b, part=part, n_future=n_future) for part, (a, b) in spans
     )
     return train, val, test, fitted

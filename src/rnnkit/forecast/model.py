@@ -7,26 +7,32 @@
     forecast = model.predict(inputs)       # the same, in eval mode without gradients
 
 The inputs are the rows of a ``WindowDataset``: the ``k`` target columns first, then the
-covariates.  Forecasts are in the same (scaled) units as the inputs' target columns.
+covariates, the last ``n_future`` of them future covariates (known ahead: calendar features, a
+planned price).  A model with ``n_future > 0`` is also given ``future (B, H, n_future)``, their
+values at the steps it forecasts (``model(inputs, future=future)``, ``loss((inputs, targets,
+future))``).  Forecasts are in the same (scaled) units as the inputs' target columns.
 
 Three ways to forecast more than one step (``strategy``):
 
 - ``"recursive"``: the network forecasts one step; for ``H > 1`` that forecast is appended to
   the window (the oldest row dropped) and fed back, ``H`` times.  One model serves any horizon,
-  but its errors compound (step 5 is computed from four guesses), and it cannot use covariates:
-  their future values are unknown, so it needs ``n_features == n_targets``.  It is trained on
-  one-step targets only (``targets[:, :1]``), the standard recursive set-up, so its training and
-  validation losses are one-step losses.
-- ``"direct"`` (multiple-input multiple-output): the encoder's last hidden state goes through
-  the output layer to all ``H * k`` values at once.  Nothing compounds and covariates are fine,
-  but the horizon is fixed when the model is built, and the steps of the horizon are predicted
-  side by side, not one from another (the model does not use how step 2 depends on step 1).
+  but its errors compound (step 5 is computed from four guesses), and it cannot use past-only
+  covariates: their values at the fed-back steps are unknown, so every input column must be a
+  target or a future covariate (``n_features == n_targets + n_future``); the next input row is
+  the forecast beside the future covariates of its step.  It is trained on one-step targets only
+  (``targets[:, :1]``), the standard recursive set-up, so its training and validation losses are
+  one-step losses.
+- ``"direct"`` (multiple-input multiple-output): the encoder's last hidden state (beside the
+  future covariates of all ``H`` steps) goes through the output layer to all ``H * k`` values at
+  once.  Nothing compounds and covariates are fine, but the horizon is fixed when the model is
+  built, and the steps of the horizon are predicted side by side, not one from another (the
+  model does not use how step 2 depends on step 1).
 - ``"seq2seq"``: an encoder reads the window; a decoder of the same cell, starting from the
   encoder's final state, runs ``H`` steps, each fed the previous step's value (the last observed
-  target at the first step); a linear layer maps each decoder output to ``k`` values.  Training
-  feeds the true previous targets (teacher forcing); forecasting feeds back its own predictions.
-  It has a learned recurrence over the horizon and a fixed ``H`` like direct, at the cost of more
-  parameters and a slower, step-by-step forecast.
+  target at the first step) and the future covariates of its own step; a linear layer maps each
+  decoder output to ``k`` values.  Training feeds the true previous targets (teacher forcing);
+  forecasting feeds back its own predictions.  It has a learned recurrence over the horizon and
+  a fixed ``H`` like direct, at the cost of more parameters and a slower, step-by-step forecast.
 
 ``level="last"`` (the default) subtracts each window's last observed target value from the
 target columns of its inputs (and from the targets it is trained on) and adds it back to the
@@ -73,6 +79,7 @@ class ForecastConfig:
     Args:
         n_features: input columns ``F`` (the ``k`` targets first, then covariates).
         n_targets: target columns ``k`` (``1 <= k <= F``).
+        n_future: how many of the last input columns are future covariates, ``C`` (``0 <= C <= F - k``).
         horizon: steps forecast ``H``.
         strategy: ``"recursive"``, ``"direct"`` or ``"seq2seq"`` (see the module docstring).
         cell: any name of ``rnnkit.CELLS``.
@@ -87,6 +94,7 @@ class ForecastConfig:
     n_features: int = 1
     n_targets: int = 1
     horizon: int = 1
+    n_future: int = 0
     strategy: str = "direct"
     cell: str = "lstm"
     hidden_sizes: tuple[int, ...] = (64,)
@@ -102,6 +110,15 @@ class ForecastConfig:
             raise ValueError(
                 f"Expected n_targets <= n_features (the targets are among the input columns). "
                 f"Received: n_targets={self.n_targets}, n_features={self.n_features}"
+            )
+        if (
+            isinstance(self.n_future, bool)
+            or not isinstance(self.n_future, int)
+            or not (0 <= self.n_future <= self.n_features - self.n_targets)
+        ):
+            raise ValueError(
+                f"Expected n_future in [0, n_features - n_targets] = [0, {self.n_features - self.n_targets}] "
+                f"(future covariates are among the non-target input columns). Received: n_future={self.n_future!r}"
             )
         check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("cell", self.cell, sorted(CELLS))
@@ -121,12 +138,12 @@ class ForecastConfig:
             raise ValueError(f"Expected dense a width >= 0 (0: no hidden dense layer). Received: dense={self.dense!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"Expected dropout in [0, 1). Received: dropout={self.dropout!r}")
-        if self.strategy == "recursive" and self.n_features != self.n_targets:
+        if self.strategy == "recursive" and self.n_features != self.n_targets + self.n_future:
             raise ValueError(
-                "The recursive strategy feeds each forecast back as the next input row, so it cannot use covariates "
-                "(their future values are unknown): it needs n_features == n_targets. "
-                f"Received: n_features={self.n_features}, n_targets={self.n_targets}. "
-                "Use strategy='direct' or 'seq2seq' with covariates."
+                "The recursive strategy feeds each forecast back as the next input row, so it cannot use past-only "
+                "covariates (their values at the fed-back steps are unknown): it needs n_features == n_targets + "
+                f"n_future. Received: n_features={self.n_features}, n_targets={self.n_targets}, "
+                f"n_future={self.n_future}. Use strategy='direct' or 'seq2seq' with past covariates."
             )
 
 
@@ -159,15 +176,18 @@ class ForecastModel(nn.Module):
             raise TypeError(f"Expected a ForecastConfig (or its dict). Received: {type(config).__name__}")
         self.config = asdict(config)
         self.n_features, self.n_targets, self.horizon = config.n_features, config.n_targets, config.horizon
+        self.n_future = config.n_future
         self.strategy, self.head, self.level = config.strategy, config.head, config.level
 
         self.encoder = self._stack(config.cell, config.n_features, config.hidden_sizes)
-        if self.strategy == "seq2seq":  # fed one step of the k targets at a time
-            self.decoder = self._stack(config.cell, config.n_targets, config.hidden_sizes)
+        if self.strategy == "seq2seq":  # fed one step of the k targets (and the C future covariates) at a time
+            self.decoder = self._stack(config.cell, config.n_targets + self.n_future, config.hidden_sizes)
         self.dropout = nn.Dropout(config.dropout)
-        width = config.hidden_sizes[-1]
-        self.dense = nn.Sequential(nn.Linear(width, config.dense), nn.ReLU()) if config.dense else nn.Identity()
         steps = self.horizon if self.strategy == "direct" else 1  # values per output-layer call, per target
+        # the output layers read the last hidden state and, except seq2seq's (whose decoder read them),
+        # the future covariates of the steps they forecast
+        width = config.hidden_sizes[-1] + (0 if self.strategy == "seq2seq" else steps * self.n_future)
+        self.dense = nn.Sequential(nn.Linear(width, config.dense), nn.ReLU()) if config.dense else nn.Identity()
         self.out = nn.Linear(config.dense or width, steps * self.n_targets * (2 if self.head == "gaussian" else 1))
 
     @staticmethod
@@ -184,9 +204,15 @@ class ForecastModel(nn.Module):
             finals.append(final)
         return x, finals
 
-    def _output(self, hidden: Tensor) -> Forecast:
-        """hidden (B, H_last) or (B, S, H_last) -> Forecast with mean (and std) of shape (B, steps, k)."""
-        raw = self.out(self.dense(self.dropout(hidden)))
+    def _output(self, hidden: Tensor, future: Tensor | None = None) -> Forecast:
+        """hidden (B, H_last) or (B, S, H_last) -> Forecast with mean (and std) of shape (B, steps, k).
+
+        ``future (B, steps, C)`` of a direct or recursive model joins the last hidden state, flattened.
+        """
+        hidden = self.dropout(hidden)
+        if future is not None and self.n_future:
+            hidden = torch.cat([hidden, future.flatten(1)], dim=-1)  # (B, H_last + steps * C)
+        raw = self.out(self.dense(hidden))
         raw = raw.reshape(hidden.shape[0], -1, 2 if self.head == "gaussian" else 1, self.n_targets)
         if self.head == "point":
             return Forecast(raw[:, :, 0])
@@ -202,36 +228,42 @@ class ForecastModel(nn.Module):
         return torch.cat([inputs[..., :k] - level, inputs[..., k:]], dim=-1), level
 
     # ------------------------------------------------------------------ strategies
-    def _direct(self, inputs: Tensor) -> Forecast:
+    def _direct(self, inputs: Tensor, future: Tensor | None = None) -> Forecast:
         """All the output layer's steps at once from the encoder's last hidden state (one step for recursive)."""
         x, level = self._normalise(inputs)
         hidden, _ = self._run(self.encoder, x)
-        mean, std = self._output(hidden[:, -1])
+        mean, std = self._output(hidden[:, -1], future)
         return Forecast(mean + level, std)
 
-    def _recursive(self, inputs: Tensor, horizon: int) -> Forecast:
+    def _recursive(self, inputs: Tensor, horizon: int, future: Tensor | None = None) -> Forecast:
         """The one-step network ``horizon`` times, each forecast appended to the window (oldest row dropped)."""
         window, means, stds = inputs, [], []
-        for _ in range(horizon):
-            step = self._direct(window)  # (B, 1, k); k == F, so a forecast is a whole input row
+        for h in range(horizon):
+            known = None if future is None else future[:, h : h + 1]  # (B, 1, C): the future covariates of step h
+            step = self._direct(window, known)  # (B, 1, k)
             means.append(step.mean)
             stds.append(step.std)
-            window = torch.cat([window[:, 1:], step.mean], dim=1)
+            row = step.mean if known is None else torch.cat([step.mean, known], dim=-1)  # a whole input row: k + C == F
+            window = torch.cat([window[:, 1:], row], dim=1)
         return Forecast(torch.cat(means, dim=1), None if self.head == "point" else torch.cat(stds, dim=1))
 
-    def _seq2seq(self, inputs: Tensor, targets: Tensor | None = None) -> Forecast:
+    def _seq2seq(self, inputs: Tensor, targets: Tensor | None = None, future: Tensor | None = None) -> Forecast:
         """Encoder over the window, decoder over the horizon from its final state; teacher forcing given targets."""
         x, level = self._normalise(inputs)
         _, states = self._run(self.encoder, x)
         first = x[:, -1:, : self.n_targets]  # the last observed target (0 with level="last")
+
+        def fed(values: Tensor, steps: slice) -> Tensor:  # decoder inputs: values (B, S, k), with step's covariates
+            return values if future is None else torch.cat([values, future[:, steps]], dim=-1)
+
         if targets is not None:  # teacher forcing: step t is fed the true target of step t-1, all steps in one call
-            fed = torch.cat([first, targets[:, :-1] - level], dim=1)
-            hidden, _ = self._run(self.decoder, fed, states)
+            previous = torch.cat([first, targets[:, :-1] - level], dim=1)
+            hidden, _ = self._run(self.decoder, fed(previous, slice(None)), states)
             mean, std = self._output(hidden)
             return Forecast(mean + level, std)
         value, means, stds = first, [], []
-        for _ in range(self.horizon):  # free running: step t is fed the forecast of step t-1
-            hidden, states = self._run(self.decoder, value, states)
+        for h in range(self.horizon):  # free running: step t is fed the forecast of step t-1
+            hidden, states = self._run(self.decoder, fed(value, slice(h, h + 1)), states)
             value, std = self._output(hidden)
             means.append(value)
             stds.append(std)
@@ -239,45 +271,51 @@ class ForecastModel(nn.Module):
         return Forecast(torch.cat(means, dim=1) + level, std)
 
     # ------------------------------------------------------------------ public
-    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Forecast:
+    def forward(self, inputs: Tensor, targets: Tensor | None = None, future: Tensor | None = None) -> Forecast:
         """inputs (B, W, F) -> Forecast over the configured horizon.
 
         ``targets (B, H, k)``, in training mode, make seq2seq's decoder read the true previous
-        targets (teacher forcing); the other strategies and eval mode ignore them.
+        targets (teacher forcing); the other strategies and eval mode ignore them.  ``future
+        (B, H, C)``: the future covariates of the forecast steps, required when ``n_future > 0``.
         """
         self._check_inputs(inputs)
+        future = self._check_future(future, inputs.shape[0], self.horizon)
         if self.strategy == "direct":
-            return self._direct(inputs)
+            return self._direct(inputs, future)
         if self.strategy == "recursive":
-            return self._recursive(inputs, self.horizon)
+            return self._recursive(inputs, self.horizon, future)
         if targets is not None:
             self._check_targets(targets, inputs.shape[0])
-        return self._seq2seq(inputs, targets if self.training else None)
+        return self._seq2seq(inputs, targets if self.training else None, future)
 
     def loss(self, batch, state=None) -> LossOutput:
-        """Mean loss over ``batch = (inputs (B, W, F), targets (B, H, k))``, for ``rnnkit.train.fit``.
+        """Mean loss over ``batch = (inputs (B, W, F), targets (B, H, k)[, future (B, H, C)])``, for ``fit``.
 
         Mean squared error (point head) or Gaussian negative log-likelihood with its constant
         (gaussian head), averaged over every value; ``count`` is B.  Recursive models learn one
         step, so only ``targets[:, :1]`` is used.  ``state`` is ignored: windows are independent.
         """
         inputs, targets = batch[0], batch[1]
+        future = batch[2] if len(batch) > 2 else None
         self._check_inputs(inputs)
         self._check_targets(targets, inputs.shape[0])
         if self.strategy == "recursive":
-            forecast, targets = self._direct(inputs), targets[:, :1]
+            steps = targets.shape[1]
+            future = self._check_future(future, inputs.shape[0], steps)
+            forecast, targets = self._direct(inputs, None if future is None else future[:, :1]), targets[:, :1]
         else:
-            forecast = self(inputs, targets)
+            forecast = self(inputs, targets, future)
         if self.head == "point":
             loss = F.mse_loss(forecast.mean, targets)
         else:
             loss = F.gaussian_nll_loss(forecast.mean, targets, forecast.std.square(), full=True)
         return LossOutput(loss, inputs.shape[0], None)
 
-    def predict(self, inputs: Tensor, horizon: int | None = None) -> Forecast:
+    def predict(self, inputs: Tensor, horizon: int | None = None, future: Tensor | None = None) -> Forecast:
         """Forecast in eval mode without gradients (the training mode is restored after).
 
         Recursive models roll out any ``horizon``; direct and seq2seq forecast their configured H only.
+        ``future (B, horizon, C)`` as in ``forward``.
         """
         horizon = self.horizon if horizon is None else horizon
         _positive_int("horizon", horizon)
@@ -287,11 +325,14 @@ class ForecastModel(nn.Module):
                 f"strategy='recursive' rolls out any horizon. Received: horizon={horizon}"
             )
         self._check_inputs(inputs)
+        future = self._check_future(future, inputs.shape[0], horizon)
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
-                return self._recursive(inputs, horizon) if self.strategy == "recursive" else self(inputs)
+                if self.strategy == "recursive":
+                    return self._recursive(inputs, horizon, future)
+                return self(inputs, future=future)
         finally:
             self.train(was_training)
 
@@ -303,6 +344,26 @@ class ForecastModel(nn.Module):
             raise ValueError(
                 f"Expected inputs of shape (B, W, F) = (*, *, {self.n_features}). Received shape {tuple(inputs.shape)}."
             )
+
+    def _check_future(self, future, batch: int, steps: int) -> Tensor | None:
+        """``future`` checked against (B, steps, C); None for a model without future covariates."""
+        if not self.n_future:
+            if future is not None and future.shape[-1] != 0:
+                raise ValueError(
+                    f"This model has no future covariates (n_future=0). Received future of shape {tuple(future.shape)}."
+                )
+            return None
+        if not isinstance(future, Tensor):
+            raise ValueError(
+                f"This model reads {self.n_future} future covariate(s) at each forecast step: pass future of shape "
+                f"(B, H, C) = ({batch}, {steps}, {self.n_future}). Received: {type(future).__name__}"
+            )
+        if future.dim() != 3 or tuple(future.shape) != (batch, steps, self.n_future):
+            raise ValueError(
+                f"Expected future of shape (B, H, C) = ({batch}, {steps}, {self.n_future}). "
+                f"Received shape {tuple(future.shape)}."
+            )
+        return future
 
     def _check_targets(self, targets, batch: int) -> None:
         steps = "*" if self.strategy == "recursive" else self.horizon  # recursive learns from the first step

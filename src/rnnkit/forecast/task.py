@@ -83,15 +83,17 @@ class ForecastRun:
 # ---------------------------------------------------------------------------------------- data
 
 
-def _load(source: Any, dataset: str | None, target: Any, time: Any, covariates: Any, fill: str) -> tuple[Series, dict]:
+def _load(source: Any, dataset: str | None, target: Any, time: Any, covariates: Any, fill: str,
+          future_covariates: Any = ()) -> tuple[Series, dict]:  # fmt: skip
     """The series and a description of where it came from (saved in config.json)."""
     if dataset is not None:
         if source is not None:
             raise ValueError("Give either data (a CSV path, DataFrame or array) or a dataset name, not both.")
-        if target is not None or time is not None or covariates:
+        if target is not None or time is not None or covariates or future_covariates:
             raise ValueError(
                 f"target, time and covariates name columns of your data; the dataset {dataset!r} has its own "
-                "(one target, named like the dataset, and a time index). Leave them out with a dataset."
+                "(one target, named like the dataset, and a time index). Leave them out with a dataset "
+                "(calendar features work with a dataset)."
             )
         from .datasets import load_dataset
 
@@ -103,7 +105,8 @@ def _load(source: Any, dataset: str | None, target: Any, time: Any, covariates: 
             f"Give data (a CSV path, a DataFrame or an array) with its target column, or a dataset name, "
             f"one of {sorted(DATASETS)}."
         )
-    series = load_series(source, target=target, time=time, covariates=covariates, fill=fill)
+    series = load_series(source, target=target, time=time, covariates=covariates, fill=fill,
+                         future_covariates=future_covariates)  # fmt: skip
     if isinstance(source, (str, os.PathLike)):
         described: dict = {"csv": str(Path(source).resolve())}
     elif hasattr(source, "columns"):
@@ -122,12 +125,11 @@ def _time_name(series: Series) -> str | None:
 
 
 def _series_frame(series: Series) -> pd.DataFrame:
-    """The series as a table: its time column (if any), the targets, then the covariates."""
+    """The series as a table: its time column (if any), the targets, the covariates, the future covariates."""
     import pandas as pd
 
-    columns = {name: series.values[:, i] for i, name in enumerate(series.target_names)}
-    columns |= {name: series.covariates[:, i] for i, name in enumerate(series.covariate_names)}
-    frame = pd.DataFrame(columns)
+    names = [*series.target_names, *series.covariate_names, *series.future_covariate_names]
+    frame = pd.DataFrame(dict(zip(names, series.table().T)))
     name = _time_name(series)
     if name is not None:
         frame.insert(0, name, series.index)
@@ -135,10 +137,38 @@ def _series_frame(series: Series) -> pd.DataFrame:
 
 
 def _read_saved_series(run_dir: Path, settings: dict) -> Series:
+    """The run's series.csv with the run's columns, and its calendar features added again."""
     path = run_dir / "series.csv"
     if not path.is_file():
         raise ValueError(f"{str(run_dir)!r} is not a forecast run (no series.csv).")
-    return load_series(path, target=settings["target"], time=settings["time"], covariates=settings["covariates"])
+    series = load_series(path, target=settings["target"], time=settings["time"], covariates=settings["covariates"],
+                         future_covariates=settings.get("future_covariates", ()))  # fmt: skip
+    return _with_calendar(series, tuple(settings.get("calendar", ())))
+
+
+def _calendar_cycles(series: Series, calendar: bool) -> tuple[str, ...]:
+    if not calendar:
+        return ()
+    from ..data.calendar import calendar_cycles
+
+    return calendar_cycles(series.index)
+
+
+def _with_calendar(series: Series, cycles: tuple[str, ...]) -> Series:
+    """The series with the calendar features of ``cycles`` appended to its future covariates."""
+    if not cycles:
+        return series
+    from dataclasses import replace
+
+    from ..data.calendar import calendar_features
+
+    values, names = calendar_features(series.index, cycles)
+    taken = set(series.target_names) | set(series.covariate_names) | set(series.future_covariate_names)
+    if taken & set(names):
+        raise ValueError(f"A column of the data is named like a calendar feature, {sorted(taken & set(names))}: "
+                         "rename it or leave the calendar features out.")  # fmt: skip
+    return replace(series, future_covariates=np.concatenate([series.future_covariates, values], axis=1),
+                   future_covariate_names=[*series.future_covariate_names, *names])  # fmt: skip
 
 
 def _parse_split(split: Any) -> tuple:
@@ -184,6 +214,15 @@ def _check_season(season: Any, train_rows: int, where: str = "training part") ->
             f"season={season} needs more than {season} points in the {where} (MASE compares points a season "
             f"apart); it has {train_rows}. Give a smaller season or more data."
         )
+
+
+def _model_config(series: Series, horizon: int, strategy: str, cell: str, hidden_sizes: Any, dense: int,
+                  dropout: float, head: str, level: str) -> ForecastConfig:  # fmt: skip
+    """The ForecastConfig for this series' columns: every column of ``series.table()`` an input."""
+    return ForecastConfig(n_features=series.table().shape[1], n_targets=series.values.shape[1],
+                          n_future=series.future_covariates.shape[1], horizon=horizon, strategy=strategy, cell=cell,
+                          hidden_sizes=_hidden(hidden_sizes), dense=dense, dropout=dropout, head=head,
+                          level=level)  # fmt: skip
 
 
 def _hidden(hidden_sizes: Any) -> tuple[int, ...]:
@@ -241,12 +280,14 @@ def _fit(
     return result
 
 
-def _predict_windows(model: ForecastModel, windows: WindowDataset, horizon: int | None = None):
+def _predict_windows(model: ForecastModel, windows: WindowDataset):
     """Forecasts of every window from its own inputs -> (mean (N, H, k), std (N, H, k) or None), scaled units."""
     means, stds = [], []
     for start in range(0, len(windows), PREDICT_BATCH):
-        inputs = torch.stack([windows[i][0] for i in range(start, min(start + PREDICT_BATCH, len(windows)))])
-        forecast = model.predict(inputs, horizon)
+        items = [windows[i] for i in range(start, min(start + PREDICT_BATCH, len(windows)))]
+        inputs = torch.stack([item[0] for item in items])
+        future = torch.stack([item[2] for item in items]) if windows.n_future else None
+        forecast = model.predict(inputs, future=future)
         means.append(forecast.mean)
         stds.append(forecast.std)
     mean = torch.cat(means).double().numpy()
@@ -306,6 +347,8 @@ def train(
     target: str | int | Sequence | None = None,
     time: str | int | None = None,
     covariates: str | int | Sequence = (),
+    future_covariates: str | int | Sequence = (),
+    calendar: bool = False,
     fill: str = "error",
     window: int = 10,
     horizon: int = 1,
@@ -335,7 +378,11 @@ def train(
     Args:
         source: a CSV path, a pandas DataFrame, or a 1-D or ``(N, k)`` array (see ``load_series``);
             or leave it out and name a ``dataset`` (``rnnkit.forecast.datasets.DATASETS``).
-        target, time, covariates, fill: the columns and NaN handling of ``load_series``.
+        target, time, covariates, future_covariates, fill: the columns and NaN handling of
+            ``load_series``; covariates are read from the window only, future covariates also at
+            the forecast steps (so ``predict`` needs their values there).
+        calendar: add calendar features of the time index as future covariates (the sine and
+            cosine of month of year, day of week, ... as fits the spacing; ``rnnkit.data.calendar``).
         window: past steps a forecast reads.  horizon: steps it forecasts, ``H``.
         strategy, cell, hidden_sizes, dense, dropout, head, level: the ``ForecastConfig``.
         scaler: ``"standard"``, ``"minmax"`` or ``"none"``, fit on the training rows.
@@ -383,32 +430,32 @@ def train(
         train_end, val_end = settings["split"]
         window, horizon, batch_size = settings["window"], settings["horizon"], settings["batch_size"]
         fitted = Scaler.from_state_dict(settings["scaler"])
-        data = np.concatenate([series.values, series.covariates], axis=1)
-        scaled = torch.from_numpy(np.ascontiguousarray(fitted.transform(data), dtype=np.float32))
-        k = len(settings["target"])
+        scaled = torch.from_numpy(np.ascontiguousarray(fitted.transform(series.table()), dtype=np.float32))
+        k, n_future = len(settings["target"]), series.future_covariates.shape[1]
         spans = (("train", 0, train_end), ("validation", train_end, val_end), ("test", val_end, len(series)))
-        train_w, val_w, test_w = (WindowDataset(scaled, k, window, horizon, a, b, part=p) for p, a, b in spans)
+        train_w, val_w, test_w = (WindowDataset(scaled, k, window, horizon, a, b, part=p, n_future=n_future)
+                                  for p, a, b in spans)  # fmt: skip
         run_dir = resume
     else:
         _check_covariates(strategy, covariates)
         config = _train_config("forecast", 50 if epochs is None else epochs, learning_rate, optimizer, early_stopping,
                                device, seed, progress)  # fmt: skip
         batch_size = _batch_size(batch_size)
-        series, described = _load(source, dataset, target, time, covariates, fill)
+        given, described = _load(source, dataset, target, time, covariates, fill, future_covariates)
+        cycles = _calendar_cycles(given, calendar)
+        series = _with_calendar(given, cycles)
         _check_sizes(len(series), window, horizon)
         split = _parse_split(split)
         train_end, val_end = split_points(series, split)
         train_w, val_w, test_w, fitted = make_windows(series, window, horizon, split, scaler)
-        k, n_features = series.values.shape[1], series.values.shape[1] + series.covariates.shape[1]
-        model_config = ForecastConfig(n_features=n_features, n_targets=k, horizon=horizon, strategy=strategy,
-                                      cell=cell, hidden_sizes=_hidden(hidden_sizes), dense=dense, dropout=dropout,
-                                      head=head, level=level)  # fmt: skip
+        model_config = _model_config(series, horizon, strategy, cell, hidden_sizes, dense, dropout, head, level)
         if season is None:
             season = detect_season(series.values[:train_end], series.index[:train_end])
         _check_season(season, train_end)
         settings = {
             "source": described, "target": series.target_names, "time": _time_name(series),
-            "covariates": series.covariate_names, "fill": fill, "window": window, "horizon": horizon,
+            "covariates": series.covariate_names, "future_covariates": given.future_covariate_names,
+            "calendar": list(cycles), "fill": fill, "window": window, "horizon": horizon,
             "split": [train_end, val_end], "split_given": [str(v) for v in split] if isinstance(split, (tuple, list))
             else str(split), "points": len(series), "gaps": len(series.gaps), "scaler": fitted.state_dict(),
             "season": int(season), "batch_size": batch_size,
@@ -417,7 +464,7 @@ def train(
 
         run_dir = Path(run_dir) if run_dir is not None else new_run_dir("forecast", config.runs_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        frame = _series_frame(series)
+        frame = _series_frame(given)  # without the calendar features: they are computed again on loading
         write_atomic(run_dir / "series.csv", lambda tmp: frame.to_csv(tmp, index=False))
 
     torch.manual_seed(config.seed)
@@ -503,6 +550,7 @@ def evaluate(run: ForecastRun, train_w: WindowDataset, val_w: WindowDataset, tes
         },
         "targets": series.target_names,
         "covariates": series.covariate_names,
+        "future_covariates": series.future_covariate_names,
         "gap_count": len(series.gaps),
         "gaps": [[_stamp(a), _stamp(b)] for a, b in series.gaps[:20]],  # the first 20
         "files": {"forecasts": str(run_dir / "forecasts.csv"), "plots": [str(p) for p in plots]},
@@ -586,14 +634,54 @@ def _future_stamps(index: Any, horizon: int) -> list:
     return list(range(len(index), len(index) + horizon))
 
 
-def predict(run_dir: str | Path, source: Any = None, horizon: int | None = None) -> pd.DataFrame:
+def _future_block(settings: dict, series: Series, horizon: int, future: Any) -> np.ndarray:
+    """The future covariates of the ``horizon`` steps after the series, unscaled -> (horizon, C).
+
+    The user's future covariates come from ``future`` (its first ``horizon`` rows); the calendar
+    features from the timestamps those steps will have.
+    """
+    names, cycles = settings.get("future_covariates", []), tuple(settings.get("calendar", ()))
+    parts = []
+    if names:
+        if future is None:
+            raise ValueError(
+                f"This model reads the future covariates {names} at each forecast step: give their values for the "
+                f"{horizon} step(s) after the data (future=... or --future FILE: a CSV, DataFrame or array with "
+                "those columns, one row per step)."
+            )
+        rows = load_series(future, target=names, fill="error").values  # (rows, len(names))
+        if len(rows) < horizon:
+            raise ValueError(
+                f"Expected future covariates for {horizon} step(s) (one row per forecast step). "
+                f"Received {len(rows)} row(s)."
+            )
+        parts.append(rows[:horizon].astype(np.float64))
+    elif future is not None:
+        raise ValueError("This model has no future covariates of yours (calendar features are computed): leave "
+                         "future out.")  # fmt: skip
+    if cycles:
+        from ..data.calendar import calendar_features
+
+        stamps = _future_stamps(series.index, horizon)
+        if any(stamp is None for stamp in stamps):
+            raise ValueError(
+                "This model reads calendar features, but the timestamps of the forecast steps cannot be told: the "
+                "time index of the data has no regular frequency."
+            )
+        parts.append(calendar_features(stamps, cycles)[0].astype(np.float64))
+    return np.concatenate(parts, axis=1) if parts else np.zeros((horizon, 0))
+
+
+def predict(run_dir: str | Path, source: Any = None, horizon: int | None = None, future: Any = None) -> pd.DataFrame:
     """Forecast the ``horizon`` steps after the end of ``source`` (default: the run's own series),
     from its last ``window`` rows.
 
     ``source`` is read like the training data (same target, time and covariate columns, same fill).
-    Only a recursive model forecasts another horizon than it was trained for.  Returns one row per
-    step and target: ``step, timestamp, target, forecast`` (and ``lower, upper``, 95 %, with a
-    gaussian head).
+    A model trained with future covariates needs their values at the forecast steps: ``future``
+    (a CSV path, DataFrame or array with those columns, one row per step; calendar features are
+    computed).  Only a recursive model forecasts another horizon than it was trained for.  Returns
+    one row per step and target: ``step, timestamp, target, forecast`` (and ``lower, upper``,
+    95 %, with a gaussian head).
     """
     import pandas as pd
 
@@ -603,15 +691,24 @@ def predict(run_dir: str | Path, source: Any = None, horizon: int | None = None)
         series = run.series
     else:
         series = load_series(source, target=settings["target"], time=settings["time"],
-                             covariates=settings["covariates"], fill=settings.get("fill", "error"))  # fmt: skip
+                             covariates=settings["covariates"], fill=settings.get("fill", "error"),
+                             future_covariates=settings.get("future_covariates", ()))  # fmt: skip
+        series = _with_calendar(series, tuple(settings.get("calendar", ())))
     window = settings["window"]
     if len(series) < window:
         raise ValueError(f"Forecasting needs the last window = {window} points; the data has {len(series)}.")
     horizon = run.model.horizon if horizon is None else horizon
     k = series.values.shape[1]
-    data = np.concatenate([series.values, series.covariates], axis=1)[-window:]
-    inputs = torch.from_numpy(np.ascontiguousarray(run.scaler.transform(data), dtype=np.float32))[None]
-    forecast = run.model.predict(inputs, horizon)
+    scale = run.scaler.transform
+    inputs = torch.from_numpy(np.ascontiguousarray(scale(series.table()[-window:]), dtype=np.float32))[None]
+    known = None
+    if run.model.n_future:
+        block = _future_block(settings, series, horizon, future)
+        columns = slice(inputs.shape[-1] - run.model.n_future, inputs.shape[-1])
+        known = torch.from_numpy(np.ascontiguousarray(scale(block, columns=columns), dtype=np.float32))[None]
+    elif future is not None:
+        raise ValueError("This model has no future covariates: leave future out.")
+    forecast = run.model.predict(inputs, horizon, known)
     mean, std = _unscale(run.scaler, k, forecast.mean[0].double().numpy(), None if forecast.std is None
                          else forecast.std[0].double().numpy())  # fmt: skip
     stamps = _future_stamps(series.index, horizon)
@@ -635,6 +732,8 @@ def backtest(
     target: str | int | Sequence | None = None,
     time: str | int | None = None,
     covariates: str | int | Sequence = (),
+    future_covariates: str | int | Sequence = (),
+    calendar: bool = False,
     fill: str = "error",
     origins: int = 5,
     refit: bool = True,
@@ -685,7 +784,8 @@ def backtest(
         raise ValueError(f"Expected origins a positive integer. Received: origins={origins!r}")
     config = _train_config("backtest", epochs, learning_rate, optimizer, early_stopping, device, seed, progress)
     batch_size = _batch_size(batch_size)
-    series, described = _load(source, dataset, target, time, covariates, fill)
+    given, described = _load(source, dataset, target, time, covariates, fill, future_covariates)
+    series = _with_calendar(given, _calendar_cycles(given, calendar))
     n = len(series)
     _check_sizes(n, window, horizon)
     split = _parse_split(split)
@@ -704,13 +804,11 @@ def backtest(
     if season is None:
         season = detect_season(series.values[:first_origin], series.index[:first_origin])
     _check_season(season, first_origin, "data before the first origin")
-    k, n_features = series.values.shape[1], series.values.shape[1] + series.covariates.shape[1]
-    model_config = ForecastConfig(n_features=n_features, n_targets=k, horizon=horizon, strategy=strategy, cell=cell,
-                                  hidden_sizes=_hidden(hidden_sizes), dense=dense, dropout=dropout, head=head,
-                                  level=level)  # fmt: skip
+    k, n_future = series.values.shape[1], series.future_covariates.shape[1]
+    model_config = _model_config(series, horizon, strategy, cell, hidden_sizes, dense, dropout, head, level)
     root = Path(run_dir) if run_dir is not None else new_run_dir("backtest", config.runs_dir)
     root.mkdir(parents=True, exist_ok=True)
-    data = np.concatenate([series.values, series.covariates], axis=1)
+    data = series.table()
 
     rows, model, fitted = [], None, None
     for i in range(origins):
@@ -719,15 +817,16 @@ def backtest(
             train_end = round(origin * (1 - validation))
             fitted = Scaler(scaler).fit(data[:train_end])
             scaled = torch.from_numpy(np.ascontiguousarray(fitted.transform(data[:origin]), dtype=np.float32))
-            train_w = WindowDataset(scaled, k, window, horizon, 0, train_end, part="train")
-            val_w = WindowDataset(scaled, k, window, horizon, train_end, origin, part="validation")
+            train_w = WindowDataset(scaled, k, window, horizon, 0, train_end, part="train", n_future=n_future)
+            val_w = WindowDataset(scaled, k, window, horizon, train_end, origin, part="validation", n_future=n_future)
             torch.manual_seed(config.seed)
             model = ForecastModel(model_config)
             meta = {"backtest": {"source": described, "origin": origin, "train_end": train_end, "season": season}}
             _fit(model, train_w, val_w, config, batch_size, root / "fits" / f"origin-{i + 1:02d}", meta=meta)
-        inputs = torch.from_numpy(np.ascontiguousarray(fitted.transform(data[origin - window : origin]),
-                                                       dtype=np.float32))[None]  # fmt: skip
-        forecast = model.predict(inputs)
+        scaled = np.ascontiguousarray(fitted.transform(data[origin - window : origin + horizon]), dtype=np.float32)
+        inputs = torch.from_numpy(scaled[:window])[None]
+        future = torch.from_numpy(scaled[window:, data.shape[1] - n_future :])[None] if n_future else None
+        forecast = model.predict(inputs, future=future)  # future: the known-ahead columns of the block only
         mean, _ = _unscale(fitted, k, forecast.mean.double().numpy(), None)
         starts = np.array([origin])
         forecasts = {
