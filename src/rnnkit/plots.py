@@ -42,7 +42,7 @@ def plot_loss_curve(rows: list[dict], path: str | Path, title: str = "loss") -> 
 
 
 _PART_COLOURS = {"validation": "tab:orange", "test": "tab:red"}
-_METHOD_COLOURS = {"model": "tab:blue", "naive": "tab:gray", "seasonal naive": "tab:green"}
+_METHOD_COLOURS = {"model": "tab:blue", "naive": "tab:gray", "seasonal naive": "tab:green", "ETS": "tab:orange"}
 
 
 def _as_columns(values):

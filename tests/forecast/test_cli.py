@@ -63,7 +63,8 @@ def test_each_strategy_trains_through_the_cli_with_horizon_3_and_prints_the_scor
                             "--run-dir", "run", *QUICK)  # fmt: skip
     assert code == 0, err
     for text in ("MAE", "RMSE", "MAPE", "sMAPE", "MASE", f"lstm {strategy} (8)", "(this run)", "naive",
-                 "seasonal naive (m=7)", "run: run", "forecasts: ", "forecast.png"):  # fmt: skip
+                 "seasonal naive (m=7)", "ETS (statsmodels, A,Ad,A)", "run: run", "forecasts: ",
+                 "forecast.png"):  # fmt: skip
         assert text in out
     forecasts = pd.read_csv(sales / "run" / "forecasts.csv")
     assert forecasts["step"].tolist()[:6] == [1, 2, 3, 1, 2, 3] and len(forecasts) == 20 * 3
@@ -102,9 +103,21 @@ def test_backtest_through_the_cli_prints_a_row_per_origin_and_method(sales, monk
                             *QUICK)  # fmt: skip
     assert code == 0, err
     table = pd.read_csv(sales / "bt" / "backtest.csv")
-    assert table["origin"].tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3]
-    assert table["timestamp"].tolist()[::3] == ["2023-05-25", "2023-05-27", "2023-05-29"]
-    assert "trained once" in out and out.count("seasonal naive") >= 4
+    assert table["origin"].tolist() == [1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+    assert table["timestamp"].tolist()[::4] == ["2023-05-25", "2023-05-27", "2023-05-29"]
+    assert "trained once" in out and out.count("seasonal naive") >= 4 and out.count("ETS (A,Ad,A)") == 4
+
+
+def test_without_statsmodels_the_cli_prints_one_line_for_the_missing_ets(sales, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)  # import raises ImportError
+    args = ["--data", "sales.csv", "--target", "sales", "--time", "day", "--horizon", "2", *QUICK]
+    code, out, err = rnnkit(monkeypatch, capsys, "forecast", "train", *args, "--run-dir", "run")
+    assert code == 0, err
+    assert out.count("ETS baseline left out: pip install 'rnnkit[forecast]'") == 1 and "ETS (" not in out
+    code, out, err = rnnkit(monkeypatch, capsys, "forecast", "backtest", *args, "--origins", "2", "--no-refit",
+                            "--run-dir", "bt")  # fmt: skip
+    assert code == 0, err
+    assert out.count("ETS baseline left out: pip install 'rnnkit[forecast]'") == 1 and out.count("ETS") == 1
 
 
 def bad_csv(tmp_path, kind: str) -> str:

@@ -1,9 +1,12 @@
 """Forecast metrics against hand-computed values and loops, naive baselines that forecast the windows a
-model is scored on from the past alone, season detection, and the score table."""
+model is scored on from the past alone, the ETS baseline against statsmodels' own smoothing of each window's
+past with parameters fitted on the training rows alone, season detection, and the score table."""
 
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -15,6 +18,8 @@ from hypothesis import strategies as st
 from rnnkit.data.series import WindowDataset, load_series
 from rnnkit.forecast.metrics import (
     detect_season,
+    ets_forecast,
+    ets_spec,
     mae,
     mape,
     mase,
@@ -201,6 +206,109 @@ def test_baselines_keep_the_dtype_of_float_values_and_accept_no_windows():
     assert seasonal_naive_forecast(values.reshape(5, 2), [], 4, season=2).shape == (0, 4, 2)
 
 
+# ETS
+
+
+def ets_series(n: int = 90, seed: int = 0) -> np.ndarray:
+    """A trend, a season of 6 and noise."""
+    t = np.arange(n)
+    return 5 + 0.1 * t + 2 * np.sin(2 * np.pi * t / 6) + np.random.default_rng(seed).normal(0, 0.3, n)
+
+
+def statsmodels_ets(y: np.ndarray, season: int, train_end: int):
+    """statsmodels' ETSModel of y, of the ets_spec of a training part of train_end rows (its warnings silenced)."""
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    seasonal = {"seasonal": "add", "seasonal_periods": season} if ets_spec(season, train_end) == "A,Ad,A" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ETSModel(y, error="add", trend="add", damped_trend=True, **seasonal)
+
+
+def fitted_ets_params(y_train: np.ndarray, season: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return statsmodels_ets(y_train, season, len(y_train)).fit(disp=False, return_params=True)
+
+
+@pytest.mark.parametrize("season, spec", [(6, "A,Ad,A"), (1, "A,Ad,N"), (40, "A,Ad,N")])  # 40: under two seasons
+def test_ets_forecasts_equal_statsmodels_smoothing_each_windows_past_with_the_training_fit(season, spec):
+    y = ets_series()
+    train_end, horizon = 60, 8
+    assert ets_spec(season, train_end) == spec
+    starts = [12, 30, 59, 60, 61, 75, 90]  # inside the training part, at its end, after it, past the end of y
+    forecast = ets_forecast(y, train_end, starts, horizon, season)
+    assert forecast.shape == (len(starts), horizon) and forecast.dtype == np.float64
+    params = fitted_ets_params(y[:train_end], season)
+    for i, t in enumerate(starts):  # statsmodels smoothing the past of the window alone, the parameters fixed
+        expected = statsmodels_ets(y[:t], season, train_end).smooth(params).forecast(horizon)
+        np.testing.assert_allclose(forecast[i], expected, rtol=1e-8, err_msg=f"t={t}")
+
+
+def test_ets_forecasts_from_the_first_rows_use_the_fitted_initial_season_as_statsmodels_predicts():
+    y = ets_series()
+    params = fitted_ets_params(y[:60], 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        smoothed = statsmodels_ets(y, 6, 60).smooth(params)
+    starts = [1, 3, 6, 7]  # t < season: the forecast reads seasonal states from before row 0
+    forecast = ets_forecast(y, 60, starts, 9, 6)
+    for i, t in enumerate(starts):
+        np.testing.assert_allclose(forecast[i], smoothed.predict(start=t, end=t + 8, dynamic=True), rtol=1e-8)
+
+
+def test_ets_fits_one_model_per_target_column():
+    y = np.column_stack([ets_series(70, seed=1), 100 - 3 * ets_series(70, seed=2)])
+    forecast = ets_forecast(y.astype(np.float32), 50, [50, 60], 4, 6)
+    assert forecast.shape == (2, 4, 2) and forecast.dtype == np.float64
+    for j in range(2):
+        np.testing.assert_array_equal(forecast[..., j], ets_forecast(y[:, j].astype(np.float32), 50, [50, 60], 4, 6))
+
+
+@pytest.fixture
+def ets_fits(monkeypatch):
+    """Every ETS fit made: (the rows it was given, the parameters it found)."""
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    fits, fit = [], ETSModel.fit
+
+    def recorded(self, *args, **kwargs):
+        params = fit(self, *args, **kwargs)
+        fits.append((np.array(self.endog), np.array(params)))
+        return params
+
+    monkeypatch.setattr(ETSModel, "fit", recorded)
+    return fits
+
+
+def test_ets_parameters_come_from_the_training_rows_and_a_marker_changes_no_forecast_made_before_it(ets_fits):
+    clean = ets_series()
+    marked = clean.copy()
+    marked[70] = 1e6  # in the test span: rows 0..59 train
+    starts = [60, 65, 70, 71, 80]
+    forecasts = [ets_forecast(y, 60, starts, 5, 6) for y in (clean, marked)]
+    (rows_clean, params_clean), (rows_marked, params_marked) = ets_fits
+    assert len(rows_clean) == len(rows_marked) == 60 and rows_marked.max() < 1e6
+    np.testing.assert_array_equal(params_clean, params_marked)
+    np.testing.assert_array_equal(forecasts[0][:3], forecasts[1][:3])  # origins up to row 70: the marker unseen
+    assert np.abs(forecasts[1][3:] - forecasts[0][3:]).max() > 1e3  # once observed, it moves the level
+    unknown = clean.copy()
+    unknown[80:] = np.nan  # rows at or after the last window's first target are never read
+    np.testing.assert_array_equal(ets_forecast(unknown, 60, starts, 5, 6), forecasts[0])
+
+
+def test_ets_failures_are_errors_the_caller_can_catch(monkeypatch):
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    y = ets_series(40)
+    monkeypatch.setattr(ETSModel, "fit", lambda self, *args, **kwargs: np.full(len(self.param_names), np.nan))
+    with pytest.raises(ValueError, match=r"ETS fit on the training rows gave 6 non-finite forecasts \(target column 0"):
+        ets_forecast(y, 30, [30, 35], 3, 1)
+    monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)  # not installed
+    with pytest.raises(ImportError, match=r"needs statsmodels: pip install 'rnnkit\[forecast\]'"):
+        ets_forecast(y, 30, [30], 3, 1)
+
+
 # Season detection
 
 
@@ -315,6 +423,12 @@ def test_score_table_has_one_row_of_every_metric_per_method_in_order():
         (lambda: naive_forecast(np.arange(5.0), [2], 0), r"horizon to be a whole number >= 1\. Received: horizon=0"),
         (lambda: naive_forecast(np.zeros((5, 2, 2)), [2], 1), r"values of shape \(n,\) or \(n, k\).*\(5, 2, 2\)"),
         (lambda: seasonal_naive_forecast(np.arange(5.0), [2], 1, 1.5), r"season to be a whole number"),
+        (
+            lambda: ets_forecast(np.arange(5.0), 6, [2], 1, 1),
+            r"train_end, the rows .* in \[1, 5\]\. Received: train_end=6",
+        ),
+        (lambda: ets_forecast(np.arange(5.0), 3, [0], 1, 1), r"ETS forecast needs at least 1 past row"),
+        (lambda: ets_forecast(np.arange(5.0), 3, [2], 1, 0), r"season to be a whole number"),
         (lambda: detect_season(np.zeros(10), max_lag=0), r"max_lag.* in \[1, 9\]\. Received: max_lag=0"),
         (lambda: detect_season(np.zeros(10), max_lag=10), r"Received: max_lag=10"),
         (lambda: detect_season(np.zeros(10), pd.date_range("2000", periods=9)), r"one entry per row .*\(10\)"),

@@ -1,12 +1,14 @@
 """The forecasting task end to end: a run's report equals what its forecasts.csv says, the baselines are the
-naive forecasts of exactly the test windows, nothing from the test span reaches training, a test forecast
-reads only its own window, runs resume and repeat, backtests give a row per origin, predict runs past the end,
-and the demo beats the naive forecast by the promised factor in the promised time."""
+naive forecasts and the ETS forecasts (fitted on the training rows) of exactly the test windows, nothing from
+the test span reaches training, a test forecast reads only its own window, runs resume and repeat, backtests
+give a row per origin, predict runs past the end, a failed or missing ETS leaves a note and no crash, and the
+demo beats the naive forecast by the promised factor in the promised time."""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 
 import numpy as np
@@ -14,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+from rnnkit.forecast.metrics import ets_forecast
 from rnnkit.forecast.task import backtest, demo, load_run, predict, train
 
 QUICK = {"epochs": 2, "hidden_sizes": (8,), "batch_size": 16, "progress": False}
@@ -59,12 +62,13 @@ def test_a_run_writes_its_report_forecasts_series_and_plots(csv_run):
     report = json.loads((run.run_dir / "report.json").read_text())
     assert report["season"] == SEASON  # detected from the daily index of the training part
     assert report["split"]["points"] == {"train": 105, "validation": 23, "test": 22}
-    assert [row["method"] for row in report["metrics"]] == ["model", "naive", "seasonal_naive"]
+    assert [row["method"] for row in report["metrics"]] == ["model", "naive", "seasonal_naive", "ets"]
+    assert report["ets_spec"] == "A,Ad,A" and report["ets_seconds"] > 0 and "ets_note" not in report
     forecasts = read_forecasts(run)
     windows = report["split"]["windows"]["test"]
     assert windows == 22 - 3 + 1 and len(forecasts) == windows * 3
     assert list(forecasts.columns) == ["origin", "timestamp", "step", "target", "truth", "forecast", "lower", "upper",
-                                       "naive", "seasonal_naive"]  # fmt: skip
+                                       "naive", "seasonal_naive", "ets"]  # fmt: skip
     days = pd.to_datetime(frame["day"])
     assert forecasts["timestamp"].min() == days[128] and forecasts["timestamp"].max() == days.iloc[-1]
     assert (forecasts["lower"] < forecasts["forecast"]).all() and (forecasts["forecast"] < forecasts["upper"]).all()
@@ -78,7 +82,8 @@ def test_report_metrics_equal_metrics_recomputed_from_forecasts_csv(csv_run):
     y = forecasts["truth"].to_numpy()
     train_part = frame["sales"].to_numpy(dtype=np.float32).astype(np.float64)[:105]
     scale = np.mean(np.abs(train_part[SEASON:] - train_part[:-SEASON]))
-    for method, column in (("model", "forecast"), ("naive", "naive"), ("seasonal_naive", "seasonal_naive")):
+    for method, column in (("model", "forecast"), ("naive", "naive"), ("seasonal_naive", "seasonal_naive"),
+                           ("ets", "ets")):  # fmt: skip
         f = forecasts[column].to_numpy()
         expected = {
             "MAE": np.mean(np.abs(y - f)),
@@ -107,6 +112,21 @@ def test_baselines_are_the_naive_and_seasonal_naive_forecasts_of_each_test_windo
         while back > row_of[origin]:  # the same weekday, in the latest week wholly before the targets
             back -= SEASON
         assert seasonal == values[back]
+
+
+def test_the_ets_column_is_fitted_on_the_training_rows_and_forecasts_each_window_from_its_past(csv_run):
+    run, frame = csv_run
+    forecasts = read_forecasts(run)
+    values = frame["sales"].to_numpy(dtype=np.float32).astype(np.float64)
+    row_of = {day: i for i, day in enumerate(pd.to_datetime(frame["day"]))}
+    starts = np.array([row_of[day] + 1 for day in forecasts["origin"][::3]])  # the first target row of each window
+    assert starts.tolist() == list(range(128, 148))
+    np.testing.assert_allclose(forecasts["ets"].to_numpy().reshape(-1, 3), ets_forecast(values, 105, starts, 3, SEASON),
+                               rtol=1e-12)  # fmt: skip
+    for i in (0, 9, 19):  # the rows from the window's first target on, cut away: the same forecast
+        t = starts[i]
+        alone = ets_forecast(values[:t], 105, [t], 3, SEASON)[0]
+        np.testing.assert_allclose(forecasts["ets"][3 * i : 3 * i + 3], alone, rtol=1e-12)
 
 
 def test_each_test_forecast_reads_only_the_rows_of_its_own_window(csv_run):
@@ -153,6 +173,9 @@ def test_a_huge_value_planted_in_the_test_span_never_reaches_training_validation
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
     truth = read_forecasts(runs[1])["truth"]
     assert truth.max() == 1e6  # it is there, in the test span, to be found
+    ets = [read_forecasts(run)["ets"].to_numpy().reshape(-1, 2) for run in runs]  # (windows, steps)
+    np.testing.assert_array_equal(ets[0][0], ets[1][0])  # from row 102, the state after row 101: the marker unseen
+    assert np.abs(ets[1][1:] - ets[0][1:]).min() > 1  # later windows have observed it
 
 
 def test_resume_continues_a_two_epoch_run_to_four_epochs_as_if_never_stopped(tmp_path):
@@ -187,26 +210,66 @@ def test_backtest_gives_a_row_per_origin_and_method_and_refits_at_each_origin(tm
     rng = np.random.default_rng(2)
     y = 10 + np.sin(np.arange(140) * 2 * np.pi / 12) + 0.1 * rng.normal(size=140)
     frame = backtest(y, origins=3, horizon=4, window=12, run_dir=tmp_path / "bt", **QUICK)
-    assert len(frame) == 3 * 3 and frame.groupby("method").size().to_dict() == {
-        "model": 3, "naive": 3, "seasonal_naive": 3,
+    assert len(frame) == 3 * 4 and frame.groupby("method", sort=False).size().to_dict() == {
+        "model": 3, "naive": 3, "seasonal_naive": 3, "ets": 3,
     }  # fmt: skip
-    assert frame["timestamp"].tolist()[::3] == ["128", "132", "136"]
+    assert frame["timestamp"].tolist()[::4] == ["128", "132", "136"]
     naive = frame[frame["method"] == "naive"]["MAE"].to_numpy()
     values = y.astype(np.float32).astype(np.float64)
     expected = [np.mean(np.abs(values[o : o + 4] - values[o - 1])) for o in (128, 132, 136)]
     np.testing.assert_allclose(naive, expected, rtol=1e-9)
+    ets = frame[frame["method"] == "ets"]["MAE"].to_numpy()  # refit on each origin's training part, as the model
+    train_end = [round(o * 0.7 / 0.85) for o in (128, 132, 136)]
+    expected = [np.mean(np.abs(values[o : o + 4] - ets_forecast(values[:o], e, [o], 4, 12)[0]))
+                for o, e in zip((128, 132, 136), train_end)]  # fmt: skip
+    np.testing.assert_allclose(ets, expected, rtol=1e-9)
     assert len(list((tmp_path / "bt" / "fits").iterdir())) == 3
-    assert pd.read_csv(tmp_path / "bt" / "backtest.csv").shape == (9, 8)
+    assert pd.read_csv(tmp_path / "bt" / "backtest.csv").shape == (12, 8)
+    report = json.loads((tmp_path / "bt" / "report.json").read_text())
+    assert report["ets_spec"] == "A,Ad,A" and [row["method"] for row in report["mean_over_origins"]][-1] == "ets"
 
 
 def test_backtest_without_refit_trains_once_before_the_first_origin(tmp_path):
     y = np.sin(np.arange(120) / 3)
     frame = backtest(y, origins=4, horizon=2, window=8, refit=False, run_dir=tmp_path / "bt", **QUICK)
-    assert len(frame) == 4 * 3
+    assert len(frame) == 4 * 4
+    season = json.loads((tmp_path / "bt" / "report.json").read_text())["season"]
+    origins = 112 + 2 * np.arange(4)  # ETS fitted once, on the model's training part, each origin from its past
+    ets = ets_forecast(y.astype(np.float32).astype(np.float64), round(112 * 0.7 / 0.85), origins, 2, season)
+    expected = np.abs(y.astype(np.float32)[origins[:, None] + np.arange(2)] - ets).mean(axis=1)
+    np.testing.assert_allclose(frame[frame["method"] == "ets"]["MAE"], expected, rtol=1e-6)
     fits = list((tmp_path / "bt" / "fits").iterdir())
     assert len(fits) == 1
     config = json.loads((fits[0] / "config.json").read_text())
     assert config["backtest"]["origin"] == 120 - 4 * 2
+
+
+def test_a_failed_ets_fit_leaves_its_row_empty_with_a_note_and_the_run_goes_on(tmp_path, monkeypatch):
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("the likelihood is flat")
+
+    monkeypatch.setattr(ETSModel, "fit", fail)
+    y = 5 + np.sin(np.arange(120) / 4)
+    run = train(y, window=8, horizon=2, run_dir=tmp_path / "run", **QUICK)
+    report = json.loads((run.run_dir / "report.json").read_text())
+    assert report["metrics"][-1] == {"method": "ets", "MAE": None, "RMSE": None, "MAPE": None, "sMAPE": None,
+                                     "MASE": None}  # fmt: skip
+    assert report["metrics"][1]["MAE"] is not None  # the naive baseline is scored as before
+    assert "ETS fit failed" in report["ets_note"] and "RuntimeError: the likelihood is flat" in report["ets_note"]
+    assert read_forecasts(run)["ets"].isna().all()
+    frame = backtest(y, origins=2, horizon=2, window=8, refit=False, run_dir=tmp_path / "bt", **QUICK)
+    assert frame[frame["method"] == "ets"][["MAE", "MASE"]].isna().all().all()
+    assert "RuntimeError: the likelihood is flat" in frame.attrs["ets_note"]
+
+
+def test_without_statsmodels_the_ets_row_is_left_out_with_a_note(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)  # import raises ImportError
+    run = train(np.sin(np.arange(120) / 4), window=8, horizon=2, run_dir=tmp_path / "run", **QUICK)
+    assert [row["method"] for row in run.report["metrics"]] == ["model", "naive", "seasonal_naive"]
+    assert "pip install 'rnnkit[forecast]'" in run.report["ets_note"] and "ets_spec" not in run.report
+    assert "ets" not in read_forecasts(run).columns
 
 
 def test_demo_beats_the_naive_rmse_at_least_twofold_in_under_two_minutes(tmp_path):
@@ -288,6 +351,6 @@ def test_backtest_reads_the_future_covariates_of_each_block(tmp_path):
     frame = promo_frame(160)
     result = backtest(frame, target="sales", time="day", future_covariates="promo", calendar=True, origins=2,
                       horizon=3, window=8, run_dir=tmp_path / "bt", **QUICK)  # fmt: skip
-    assert len(result) == 2 * 3 and result["MAE"].notna().all()
+    assert len(result) == 2 * 4 and result["MAE"].notna().all()
     config = json.loads((tmp_path / "bt" / "fits" / "origin-01" / "config.json").read_text())
     assert config["model"]["n_future"] == 1 + 4  # promo, then day of week and day of year as sine and cosine

@@ -80,13 +80,25 @@ def _number(value, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
 
 
-def _score_table(rows: list[dict], title: str, model_name: str, season: int):
+ETS_LEFT_OUT = "ETS baseline left out: pip install 'rnnkit[forecast]'"
+
+
+def _ets_lines(report: dict, rows_have_ets: bool) -> list[str]:
+    """What to say of the ETS baseline under a table: left out (no statsmodels), or why its scores are empty."""
+    note = report.get("ets_note")
+    if note is None:
+        return []
+    return [f"note: {note}"] if rows_have_ets else [ETS_LEFT_OUT]
+
+
+def _score_table(rows: list[dict], title: str, model_name: str, season: int, ets_spec: str | None = None):
     from rich.table import Table
 
     table = Table(title=title)
     for column in ("method", "MAE", "RMSE", "MAPE %", "sMAPE %", "MASE"):
         table.add_column(column, justify="left" if column == "method" else "right")
-    names = {"model": f"{model_name} (this run)", "naive": "naive", "seasonal_naive": f"seasonal naive (m={season})"}
+    names = {"model": f"{model_name} (this run)", "naive": "naive", "seasonal_naive": f"seasonal naive (m={season})",
+             "ets": f"ETS (statsmodels, {ets_spec})" if ets_spec else "ETS (statsmodels)"}  # fmt: skip
     best = min((r["MASE"] for r in rows if r["MASE"] is not None), default=None)
     for r in rows:
         mase = "-" if r["MASE"] is None else f"{r['MASE']:.3f}"
@@ -102,7 +114,9 @@ def _print_run(report: dict, console) -> None:
     test = split["windows"]["test"]
     title = (f"Test span: {test} window(s) from {split['first_test_timestamp']} "
              f"({split['points']['test']} points, never trained or tuned on)")  # fmt: skip
-    console.print(_score_table(report["metrics"], title, report["model"], report["season"]))
+    console.print(_score_table(report["metrics"], title, report["model"], report["season"], report.get("ets_spec")))
+    for line in _ets_lines(report, any(row["method"] == "ets" for row in report["metrics"])):
+        console.print(line, markup=False, highlight=False)  # [forecast] is no style
     if "interval_95_coverage" in report:
         console.print(f"95% intervals held {report['interval_95_coverage']:.1%} of the test values.")
     if report.get("gaps"):
@@ -153,7 +167,7 @@ def train(
     ] = None,
     progress: Progress = True,
 ) -> None:
-    """Train a forecaster and print its test scores beside the naive and seasonal-naive forecasts.
+    """Train a forecaster and print its test scores beside the naive, seasonal-naive and ETS forecasts.
 
     Example: rnnkit forecast train --data sales.csv --target units --time date --horizon 7 --season 7
 
@@ -212,7 +226,7 @@ def backtest(
     run_dir: RunDir = None,
     progress: Progress = True,
 ) -> None:
-    """Rolling-origin evaluation: one row per origin and method, beside the naive baselines.
+    """Rolling-origin evaluation: one row per origin and method, beside the naive baselines and ETS.
 
     The last ORIGINS x HORIZON points are cut into ORIGINS blocks; each is forecast from the data before
     it (the model refit on that data, or trained once before the first block with --no-refit).
@@ -237,13 +251,17 @@ def backtest(
     for column in ("origin", "first step", "method", *METRICS):
         header = f"{column} %" if column in ("MAPE", "sMAPE") else column
         table.add_column(header, justify="right" if column in METRICS else "left")
+    spec = frame.attrs.get("ets_spec")
+    names = {"seasonal_naive": "seasonal naive", "ets": f"ETS ({spec})" if spec else "ETS"}
     for _, row in frame.iterrows():
-        table.add_row(str(row["origin"]), str(row["timestamp"]), row["method"].replace("_", " "),
+        table.add_row(str(row["origin"]), str(row["timestamp"]), names.get(row["method"], row["method"]),
                       *(_number(None if row[m] != row[m] else row[m]) for m in METRICS))  # fmt: skip
     means = frame.groupby("method", sort=False)[list(METRICS)].mean()
     for method, values in means.iterrows():
-        table.add_row("mean", "", method.replace("_", " "), *(_number(values[m]) for m in METRICS), style="bold")
+        table.add_row("mean", "", names.get(method, method), *(_number(values[m]) for m in METRICS), style="bold")
     console.print(table)
+    for line in _ets_lines(frame.attrs, (frame["method"] == "ets").any()):
+        console.print(line, markup=False, highlight=False)  # [forecast] is no style
     root = Path(frame.attrs["run_dir"])
     console.print(f"run: {root}\nper origin: {root / 'backtest.csv'}\nreport: {root / 'report.json'}")
 

@@ -4,6 +4,7 @@
     mase(y_true, y_pred, y_train, season)           ->  MAE / in-sample MAE of the seasonal-naive forecast
     naive_forecast(values, targets_start, H)        ->  (N, H, k): the last value before each window's targets
     seasonal_naive_forecast(values, starts, H, m)   ->  (N, H, k): the last value of the same season before them
+    ets_forecast(values, train_end, starts, H, m)   ->  (N, H, k): statsmodels' ETS, fitted on values[:train_end]
     detect_season(values, index)                    ->  m, from the time index's frequency or the autocorrelation
     score_table(y_true, {"naive": ..., "lstm": ...}, y_train, season)  ->  one row of metrics per method
 
@@ -17,12 +18,14 @@ the convention of ``WindowDataset``: a window whose first target row is ``t`` fo
     targets_start = windows.first_target + np.arange(len(windows))
 
 and ``values`` is ``Series.values`` (unscaled).  No baseline reads a row ``>= t``.
-pandas is imported only by ``detect_season``, when it is given a time index.
+pandas is imported only by ``detect_season``, when it is given a time index, statsmodels only by
+``ets_forecast``.
 """
 
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Mapping
 from statistics import NormalDist
 from typing import Any
@@ -166,8 +169,9 @@ def mase(y_true: Any, y_pred: Any, y_train: Any, season: int = 1) -> float:
     return float(np.mean(np.abs(y - f) / scale))
 
 
-def _seasonal(values: Any, targets_start: Any, horizon: int, season: int, method: str) -> np.ndarray:
-    """Row ``t - season + h % season`` of values for each first target row t and step h."""
+def _windows(values: Any, targets_start: Any, horizon: int, season: int, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """The series (floats as given, integers as float64) and the first target rows, checked: horizon >= 1 and
+    ``season <= t <= n`` for each t."""
     v = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
     if v.ndim not in (1, 2) or len(v) == 0:
         raise ValueError(f"Expected values of shape (n,) or (n, k), the whole series. Received shape {v.shape}")
@@ -196,6 +200,12 @@ def _seasonal(values: Any, targets_start: Any, horizon: int, season: int, method
             f"Expected targets_start <= {len(v)}, the rows of values (t = {len(v)} forecasts past the end). "
             f"Received targets_start[{i}] = {int(t[i])}"
         )
+    return v, t
+
+
+def _seasonal(values: Any, targets_start: Any, horizon: int, season: int, method: str) -> np.ndarray:
+    """Row ``t - season + h % season`` of values for each first target row t and step h."""
+    v, t = _windows(values, targets_start, horizon, season, method)
     rows = t[:, None] - season + np.arange(horizon) % season  # (N, H), every row in [t - season, t - 1]
     return v[rows]
 
@@ -228,6 +238,89 @@ def seasonal_naive_forecast(values: Any, targets_start: Any, horizon: int, seaso
         [[10.0, 20.0, 30.0, 40.0, 10.0, 20.0]]
     """
     return _seasonal(values, targets_start, horizon, _count(season, "season"), "seasonal naive")
+
+
+def ets_spec(season: int, train_rows: int) -> str:
+    """The ETS model ``ets_forecast`` fits, as error,trend,season in the usual letters: ``"A,Ad,A"``
+    (additive error, additive damped trend, additive season of ``season`` rows) when ``season > 1``
+    and the ``train_rows`` it is fitted on hold at least two full seasons, else ``"A,Ad,N"`` (no season).
+
+    Example:
+        >>> ets_spec(12, 101), ets_spec(52, 80), ets_spec(1, 70)
+        ('A,Ad,A', 'A,Ad,N', 'A,Ad,N')
+    """
+    season, train_rows = _count(season, "season"), _count(train_rows, "train_rows")
+    return "A,Ad,A" if season > 1 and train_rows >= 2 * season else "A,Ad,N"
+
+
+def ets_forecast(values: Any, train_end: int, targets_start: Any, horizon: int, season: int) -> np.ndarray:
+    """Forecasts of an exponential smoothing state-space model (statsmodels' ``ETSModel``, the
+    ``ets_spec``: additive error, additive damped trend and, with two full seasons of training
+    rows, additive season ``season``), one model per target column.
+
+    Its parameters (smoothing weights, damping, initial states) are fitted by maximum likelihood
+    on ``values[:train_end]`` alone.  With them fixed, the series up to the last window's targets
+    is filtered once, and the window whose first target row is t is forecast from the state after
+    row ``t - 1`` (level l, trend b, season s), which depends on ``values[:t]`` only::
+
+        ŷ[t - 1 + h] = l[t - 1] + (φ + φ² + ... + φ^h) b[t - 1] + s[t - 1 + h - m ceil(h / m)]
+
+    the same as ``ETSModel(values[:t], ...).smooth(params).forecast(horizon)`` (which statsmodels
+    builds for t >= 2m only; from t < m, s[-m] .. s[-1] are the fitted initial season, as in its
+    dynamic ``predict``).  No row at or after ``max(train_end, largest t)`` is read; origins t
+    inside the training part are forecast with parameters fitted on rows after them too.
+
+    Shapes as in ``naive_forecast``: ``values`` ``(n, k)`` or ``(n,)`` in the series' units,
+    finite, each ``1 <= t <= n`` and ``1 <= train_end <= n``; returns float64 ``(N, horizon, k)``
+    (or ``(N, horizon)``).  Needs statsmodels (``pip install 'rnnkit[forecast]'``): an ImportError
+    without it.  A fit that fails raises statsmodels' error, forecasts that are not finite a
+    ValueError; statsmodels' warnings (ConvergenceWarning, ...) are silenced.
+
+    Example:
+        >>> t = np.arange(48)
+        >>> y = 10 + 0.5 * t + np.tile([2.0, -1.0, 0.0, -1.0], 12) + 0.1 * np.sin(1.7 * t)  # season 4
+        >>> forecast = ets_forecast(y, train_end=40, targets_start=[40, 44], horizon=3, season=4)
+        >>> forecast.shape, bool(np.abs(forecast - [y[40:43], y[44:47]]).max() < 0.2)  # naive: off by 3.5
+        ((2, 3), True)
+    """
+    v, t = _windows(values, targets_start, horizon, 1, "ETS")
+    if isinstance(train_end, bool) or not isinstance(train_end, numbers.Integral) or not 1 <= train_end <= len(v):
+        raise ValueError(f"Expected train_end, the rows the ETS model is fitted on, in [1, {len(v)}]. "
+                         f"Received: train_end={train_end!r}")  # fmt: skip
+    train_end = int(train_end)
+    m = season if ets_spec(season, train_end) == "A,Ad,A" else 0
+    read = max(train_end, int(t.max(initial=0)))  # the state after row t - 1 is all a forecast from t needs
+    y = v[:read].astype(np.float64).reshape(read, -1)
+    _finite(y, "values")
+    try:
+        from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+    except ImportError:
+        raise ImportError("The ETS baseline needs statsmodels: pip install 'rnnkit[forecast]'") from None
+    options: dict[str, Any] = {"error": "add", "trend": "add", "damped_trend": True}
+    if m:
+        options |= {"seasonal": "add", "seasonal_periods": m}
+    steps = np.arange(1, int(horizon) + 1)
+    out = np.empty((len(t), len(steps), y.shape[1]))
+    for j in range(y.shape[1]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = ETSModel(y[:train_end, j], **options)
+            params = model.fit(disp=False, return_params=True)
+            _, states = ETSModel(y[:, j], **options).smooth(params, return_raw=True)  # states[i]: after row i
+        fitted = dict(zip(model.param_names, np.asarray(params, dtype=np.float64)))
+        damping = np.cumsum(fitted["damping_trend"] ** steps)  # φ + ... + φ^h
+        forecast = states[t - 1, 0][:, None] + damping * states[t - 1, 1][:, None]
+        if m:
+            initial = [fitted[f"initial_seasonal.{i}"] for i in reversed(range(m))]  # s[-m] .. s[-1]
+            seasonal = np.concatenate([initial, states[:, 2]])  # seasonal[m + i] = s[i]
+            forecast += seasonal[m + t[:, None] - 1 + steps - m * -(-steps // m)]
+        out[:, :, j] = forecast
+    bad = ~np.isfinite(out)
+    if bad.any():
+        column = int(np.argwhere(bad)[0, 2])
+        raise ValueError(f"The ETS fit on the training rows gave {int(bad.sum())} non-finite forecasts (target column "
+                         f"{column}): it diverged.")  # fmt: skip
+    return out if v.ndim == 2 else out[..., 0]
 
 
 def detect_season(values: Any, index: Any = None, max_lag: int | None = None) -> int:

@@ -1,7 +1,7 @@
 """Forecasting with a recurrent network, end to end: data -> windows -> model -> fit -> honest evaluation -> use.
 
     run = train("sales.csv", target="units", time="date", horizon=7)   # -> ForecastRun
-    run.report["metrics"]                # model, naive and seasonal naive on the same test windows
+    run.report["metrics"]                # model, naive, seasonal naive and ETS on the same test windows
     predict(run.run_dir)                 # the next H steps past the end of the data, a DataFrame
     backtest(dataset="airline", horizon=12, origins=4)   # rolling origin, one row per origin and method
     demo()                               # the classic noisy-sine tutorial, with its two plots
@@ -13,7 +13,9 @@ What keeps it honest:
 - the model kept is the one with the best *validation* loss; the test windows are scored once,
   after training, and nothing is chosen by them;
 - the model's score is printed beside the naive and seasonal-naive forecasts of exactly the same
-  windows, in the series' own units, MASE scaled by the training part (``score_table``);
+  windows, in the series' own units, MASE scaled by the training part (``score_table``), and beside
+  statsmodels' ETS (``ets_forecast``: fitted on the training rows only, then each window forecast
+  from the state after its last input row; left out, with a note, without ``rnnkit[forecast]``);
 - each test forecast reads only the inputs of its own window (rows before its first target).
 
 A run directory (``runs/forecast-<yyyymmdd-hhmmss>/``) holds::
@@ -21,7 +23,7 @@ A run directory (``runs/forecast-<yyyymmdd-hhmmss>/``) holds::
     config.json       training, model and data settings (with the fitted scaler): enough to rebuild
     series.csv        the series as loaded (time, targets, covariates), so a run needs no source later
     metrics.csv  checkpoints/{best,last}.ckpt  model.safetensors  plots/loss.png     (from fit)
-    report.json       the metrics table, season, split sizes, paths
+    report.json       the metrics table, season, split sizes, paths, the ETS spec (ets_note: why it is missing)
     forecasts.csv     one row per test window, horizon step and target: truth, forecast, baselines
     plots/forecast.png  plots/fan.png  plots/error_by_horizon.png (H > 1)
 
@@ -43,7 +45,15 @@ import numpy as np
 import torch
 
 from ..data.series import Scaler, Series, WindowDataset, load_series, make_windows, split_points
-from .metrics import METRICS, detect_season, naive_forecast, score_table, seasonal_naive_forecast
+from .metrics import (
+    METRICS,
+    detect_season,
+    ets_forecast,
+    ets_spec,
+    naive_forecast,
+    score_table,
+    seasonal_naive_forecast,
+)
 from .model import ForecastConfig, ForecastModel
 
 if TYPE_CHECKING:
@@ -51,7 +61,8 @@ if TYPE_CHECKING:
 
     from ..train import RunResult, TrainConfig
 
-METHODS = ("model", "naive", "seasonal_naive")  # the rows of every score table, in this order
+METHODS = ("model", "naive", "seasonal_naive", "ets")  # the rows of every score table, in this order
+ETS_MISSING = "statsmodels is not installed: the ETS baseline is left out (pip install 'rnnkit[forecast]')"
 Z95, Z50 = 1.959963984540054, 0.6744897501960817  # two-sided 95 % and 50 % normal quantiles
 PREDICT_BATCH = 1024  # windows per forward pass when scoring
 
@@ -334,6 +345,33 @@ def _scores(truth: np.ndarray, forecasts: dict, y_train: np.ndarray, season: int
         return rows
 
 
+def _ets(values: np.ndarray, train_end: int, starts: np.ndarray, horizon: int, season: int):
+    """statsmodels' ETS forecasts of the windows from ``starts``, fitted on ``values[:train_end]``, and what the
+    report says of them -> (forecasts (N, H, k) or None, notes).
+
+    The notes hold ``ets_spec`` and ``ets_seconds`` when the model was fitted (its row is scored, or left
+    None with an ``ets_note`` saying why when the fit failed), only an ``ets_note`` when statsmodels is
+    missing (no row then).
+    """
+    start = clock.perf_counter()
+    try:
+        forecast = ets_forecast(values, train_end, starts, horizon, season)
+    except ImportError:
+        return None, {"ets_note": ETS_MISSING}
+    except Exception as error:  # a failed fit costs the baseline its scores, never the run
+        note = f"the ETS fit failed, its scores are left empty: {type(error).__name__}: {error}"
+        return None, {"ets_spec": ets_spec(season, train_end), "ets_seconds": round(clock.perf_counter() - start, 3),
+                      "ets_note": note}  # fmt: skip
+    return forecast, {"ets_spec": ets_spec(season, train_end), "ets_seconds": round(clock.perf_counter() - start, 3)}
+
+
+def _with_ets(rows: list[dict], forecast: np.ndarray | None, notes: dict) -> list[dict]:
+    """The score rows with an empty ETS row appended when its fit failed (a scored one is already there)."""
+    if forecast is None and "ets_spec" in notes:
+        return [*rows, {"method": "ets", **dict.fromkeys(METRICS)}]
+    return rows
+
+
 def _model_label(config: dict) -> str:
     sizes = ",".join(str(s) for s in config["hidden_sizes"])
     head = "" if config["head"] == "point" else f", {config['head']}"
@@ -406,7 +444,7 @@ def train(
         >>> run = train(y, window=12, horizon=3, hidden_sizes=(16,), epochs=2, progress=False,
         ...             run_dir=tempfile.mkdtemp())
         >>> [row["method"] for row in run.report["metrics"]], run.report["season"]
-        (['model', 'naive', 'seasonal_naive'], 19)
+        (['model', 'naive', 'seasonal_naive', 'ets'], 19)
         >>> sorted(p.name for p in (run.run_dir / "plots").iterdir())
         ['error_by_horizon.png', 'fan.png', 'forecast.png', 'loss.png']
     """
@@ -497,7 +535,7 @@ def _write_json(path: Path, value: dict) -> None:
 
 
 def evaluate(run: ForecastRun, train_w: WindowDataset, val_w: WindowDataset, test_w: WindowDataset) -> dict:
-    """Score the test windows in the series' units (model, naive, seasonal naive); write forecasts.csv,
+    """Score the test windows in the series' units (model, naive, seasonal naive, ETS); write forecasts.csv,
     the plots and return the report (written as report.json by ``train``)."""
     import pandas as pd
 
@@ -516,7 +554,10 @@ def evaluate(run: ForecastRun, train_w: WindowDataset, val_w: WindowDataset, tes
         "naive": naive_forecast(values, starts, horizon).astype(np.float64),
         "seasonal_naive": seasonal_naive_forecast(values, starts, horizon, season).astype(np.float64),
     }
-    rows = _scores(truth, forecasts, values[:train_end], season)
+    ets, ets_notes = _ets(values, train_end, starts, horizon, season)  # fitted on the training rows only
+    if ets is not None:
+        forecasts["ets"] = ets
+    rows = _with_ets(_scores(truth, forecasts, values[:train_end], season), ets, ets_notes)
 
     # forecasts.csv: one row per test window, horizon step and target
     n, steps = len(starts), np.arange(horizon)
@@ -532,6 +573,8 @@ def evaluate(run: ForecastRun, train_w: WindowDataset, val_w: WindowDataset, tes
     if std is not None:
         table |= {"lower": mean - Z95 * std, "upper": mean + Z95 * std}
     table |= {"naive": forecasts["naive"], "seasonal_naive": forecasts["seasonal_naive"]}
+    if "ets_spec" in ets_notes:  # fitted: its forecasts, or empty when the fit failed
+        table["ets"] = ets if ets is not None else np.full((n, horizon, k), np.nan)
     frame = pd.DataFrame({name: np.asarray(v).reshape(-1) for name, v in table.items()})
     run_dir = run.run_dir
     write_atomic(run_dir / "forecasts.csv", lambda tmp: frame.to_csv(tmp, index=False))
@@ -542,6 +585,7 @@ def evaluate(run: ForecastRun, train_w: WindowDataset, val_w: WindowDataset, tes
         "model": _model_label(model.config),
         "metrics": rows,
         "season": season,
+        **ets_notes,
         "test_span": "the last part of the split: every window whose targets lie in it",
         "split": {
             "points": {"train": train_end, "validation": val_end - train_end, "test": len(series) - val_end},
@@ -581,7 +625,8 @@ def _plot_run(run: ForecastRun, val_w: WindowDataset, test_w: WindowDataset, tru
                                  plots / "forecast.png", spread=spread, title=title))  # fmt: skip
 
     if horizon > 1:
-        errors = {name.replace("_", " "): np.abs(truth - f).mean(axis=(0, 2)) for name, f in forecasts.items()}
+        labels = {"seasonal_naive": "seasonal naive", "ets": "ETS"}
+        errors = {labels.get(name, name): np.abs(truth - f).mean(axis=(0, 2)) for name, f in forecasts.items()}
         written.append(plot_error_by_horizon(errors, plots / "error_by_horizon.png",
                                              title="Test MAE by horizon step"))  # fmt: skip
 
@@ -768,7 +813,9 @@ def backtest(
     on).  Data before an origin is split into training and validation in the proportion of the
     first two fractions of ``split`` (the test part is the origins); the scaler is fit on that
     training part.  The naive and seasonal-naive forecasts of each block are scored beside the
-    model, MASE scaled by the data before the origin.
+    model, MASE scaled by the data before the origin, and statsmodels' ETS (``ets_forecast``),
+    fitted on the training part the model is fitted on (refit or not, as the model) and forecasting
+    from the data before the origin; without statsmodels it is left out with a note (``ets_note``).
 
     Returns one row per origin and method (``origin, timestamp, method, MAE, RMSE, MAPE, sMAPE,
     MASE``, timestamp = the first forecast step), also written to ``run_dir/backtest.csv``, with
@@ -811,8 +858,16 @@ def backtest(
     data = series.table()
 
     rows, model, fitted = [], None, None
+    all_origins = first_origin + horizon * np.arange(origins)
+    ets_runs = []  # (forecasts of the origins it covers or None, notes), one per ETS fit
+    if not refit:  # one fit on the first origin's training part, as the model's; each origin from its own past
+        ets_runs.append(_ets(series.values, round(first_origin * (1 - validation)), all_origins, horizon, season))
     for i in range(origins):
         origin = first_origin + i * horizon
+        if refit:
+            ets_runs.append(_ets(series.values[:origin], round(origin * (1 - validation)), np.array([origin]), horizon,
+                                 season))  # fmt: skip
+        ets, ets_notes = ets_runs[-1]
         if refit or model is None:
             train_end = round(origin * (1 - validation))
             fitted = Scaler(scaler).fit(data[:train_end])
@@ -834,7 +889,10 @@ def backtest(
             "naive": naive_forecast(series.values, starts, horizon).astype(np.float64),
             "seasonal_naive": seasonal_naive_forecast(series.values, starts, horizon, season).astype(np.float64),
         }
+        if ets is not None:
+            forecasts["ets"] = ets[:1] if refit else ets[i : i + 1]
         scores = _scores(_truth(series.values, starts, horizon), forecasts, series.values[:origin], season)
+        scores = _with_ets(scores, ets, ets_notes)
         rows += [{"origin": i + 1, "timestamp": _stamp(series.index[origin]), **row} for row in scores]
     frame = pd.DataFrame(rows, columns=["origin", "timestamp", "method", *METRICS])
     from ..train import write_atomic
@@ -843,12 +901,27 @@ def backtest(
     means = frame.groupby("method", sort=False)[list(METRICS)].mean()
     report = {
         "run_dir": str(root), "origins": origins, "horizon": horizon, "refit": refit, "season": season,
-        "model": _model_label(model.config), "source": described,
+        "model": _model_label(model.config), "source": described, **_ets_summary(ets_runs, refit),
         "mean_over_origins": [{"method": m, **{c: _number(v) for c, v in r.items()}} for m, r in means.iterrows()],
     }  # fmt: skip
     _write_json(root / "report.json", report)
     frame.attrs["run_dir"] = str(root)
+    frame.attrs |= {key: report[key] for key in ("ets_spec", "ets_note") if key in report}
     return frame
+
+
+def _ets_summary(runs: list, refit: bool) -> dict:
+    """The ETS notes of a backtest's fits in one: the spec(s), the seconds in all, and the notes, by origin
+    when it was refit at each."""
+    notes = [run[1] for run in runs]
+    if not any("ets_spec" in n for n in notes):
+        return {"ets_note": notes[0]["ets_note"]}
+    summary: dict[str, Any] = {"ets_spec": " then ".join(dict.fromkeys(n["ets_spec"] for n in notes)),
+                               "ets_seconds": round(sum(n["ets_seconds"] for n in notes), 3)}  # fmt: skip
+    failed = [(i, n["ets_note"]) for i, n in enumerate(notes) if "ets_note" in n]
+    if failed:
+        summary["ets_note"] = "; ".join(f"origin {i + 1}: {note}" if refit else note for i, note in failed)
+    return summary
 
 
 def _number(value: Any) -> float | None:
