@@ -17,3 +17,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
     echo "$want" > "$stamp"
 fi
+# the compiled time loops of the cells: built once per machine (about 30 s) and cached, so the
+# first training run is not slow; without a compiler rnnkit runs its Python loops (with a warning)
+.venv/bin/rnnkit loops > /dev/null 2>&1 || echo "[setup] the compiled loops could not be built: run .venv/bin/rnnkit loops to see why"

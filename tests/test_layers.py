@@ -15,7 +15,7 @@ TORCH_MODULES = {
     "rnn_tanh": lambda *a, **k: nn.RNN(*a, nonlinearity="tanh", **k),
     "rnn_relu": lambda *a, **k: nn.RNN(*a, nonlinearity="relu", **k),
 }
-BACKENDS = ("native", "fused", "reference")
+BACKENDS = ("native", "compiled", "fused", "reference")
 
 
 def torch_run(module, x, state, lengths):
@@ -113,9 +113,10 @@ def test_auto_backend_picks_native_only_when_exact():
     assert rnnkit.Recurrent("lstm", 2, 3).backend == "native"
     assert rnnkit.Recurrent("gru", 2, 3).explain().startswith("native")
     dropped = rnnkit.Recurrent("lstm", 2, 3, recurrent_dropout=0.2)
-    assert dropped.backend == "fused" and "recurrent dropout" in dropped.explain()
+    assert dropped.backend == "compiled" and "recurrent dropout" in dropped.explain()
     peephole = rnnkit.Recurrent("lstm_peephole", 2, 3)
-    assert peephole.backend == "fused" and "no built-in" in peephole.explain()
+    assert peephole.backend == "compiled" and "no built-in" in peephole.explain()
+    assert "one C++ call per direction for all time steps" in peephole.explain()
     with pytest.raises(ValueError, match="no built-in 'gru_v1'"):
         rnnkit.Recurrent("gru_v1", 2, 3, backend="native")
 

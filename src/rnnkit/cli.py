@@ -65,6 +65,36 @@ def cells() -> None:
 
 
 @app.command()
+def loops(
+    verbose: Annotated[bool, typer.Option(help="Show the compiler's output.")] = False,
+) -> None:
+    """Build the compiled time loops of the cells (once per machine; cached), and say where they are.
+
+    Cells that torch has no kernel for (peephole, CIFG, layer-norm LSTM, GRU v1, any cell with
+    recurrent dropout) run their BPTT in these C++ loops. Without a compiler they run the slower
+    Python loops, with a warning.
+
+    Example: rnnkit loops
+    """
+    import time
+
+    from rich.console import Console
+
+    from .engine import compiled
+
+    console = Console()
+    start = time.perf_counter()
+    ops = compiled.load_loops(verbose=verbose)
+    seconds = time.perf_counter() - start
+    console.print(f"flags: {' '.join(compiled.build_flags())}")
+    console.print(f"cache: {compiled.cache_dir() / compiled.build_name()}")
+    if ops is None:
+        console.print(f"[bold red]not built[/]: {compiled.loops_error()}; the Python loops run instead.")
+        raise typer.Exit(1)
+    console.print(f"compiled loops ready ({seconds:.1f} s)")
+
+
+@app.command()
 def demo(
     steps: Annotated[int, typer.Option(help="Training steps per cell.")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

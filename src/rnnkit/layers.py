@@ -15,8 +15,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .cells import Cell, get_cell_class
 from .engine import ENGINES, reverse_index, run_native
+from .engine.compiled import compiled_blocker, has_kernel
 
-BACKENDS = ("auto", "native", "fused", "reference")
+BACKENDS = ("auto", "native", "compiled", "fused", "reference")
 StateArg = Tensor | tuple[Tensor, ...] | None
 
 
@@ -39,15 +40,17 @@ class Recurrent(nn.Module):
         dropout: dropout on the outputs of every layer but the last (as torch).
         recurrent_dropout: variational dropout on ``h`` where it enters the recurrence, one mask
             per sequence for all steps (Gal & Ghahramani 2016).
-        backend: ``"auto"``, ``"native"``, ``"fused"`` or ``"reference"``.
+        backend: ``"auto"``, ``"native"``, ``"compiled"``, ``"fused"`` or ``"reference"``.
         **cell_options: passed to the cell, e.g. ``forget_bias=1.0``, ``recurrent_init="orthogonal"``,
             ``activation="relu"`` for the plain RNN.
 
     ``backend="auto"`` uses ``native`` (torch's kernels, cuDNN on a GPU) when all hold:
         1. the cell is ``lstm``, ``gru``, ``rnn_tanh`` or ``rnn_relu``;
         2. ``recurrent_dropout == 0``.
-    Otherwise ``fused`` (hand-written BPTT) when the cell has ``step_backward``, else
-    ``reference``.  :meth:`explain` says which runs and why.
+    Otherwise ``compiled`` (hand-written BPTT with the time loops in C++, for the cells of
+    rnnkit when the extension builds), else ``fused`` (the same BPTT with Python loops) when the
+    cell has ``step_backward``, else ``reference``.  ``compiled`` runs CPU float32/float64
+    tensors; on a GPU it runs the ``fused`` loops.  :meth:`explain` says which runs and why.
 
     Shapes (batch_first=True):
         x: ``(B, T, I)`` or a ``PackedSequence``; lengths: ``(B,)`` integers in ``1..T``.
@@ -122,9 +125,16 @@ class Recurrent(nn.Module):
         if backend == "auto":
             if blocker is None:
                 return "native"
+            if compiled_blocker(self.cell) is None:
+                return "compiled"
             return "fused" if self.cell.has_backward() else "reference"
         if backend == "native" and blocker is not None:
             raise ValueError(f"backend='native' cannot run this layer: {blocker}. Use backend='auto' or 'fused'.")
+        if backend == "compiled" and not has_kernel(self.cell):
+            raise ValueError(
+                f"backend='compiled' has loops for rnnkit's own cells only, not {type(self.cell).__name__}. "
+                "Use 'fused' or 'auto'."
+            )
         if backend == "fused" and not self.cell.has_backward():
             raise ValueError(f"backend='fused' needs {type(self.cell).__name__}.step_backward. Use 'reference'.")
         return backend
@@ -134,8 +144,20 @@ class Recurrent(nn.Module):
         blocker = self._native_blocker()
         if self.backend == "native":
             return f"native: torch's {self.cell.native_mode} kernel computes exactly this layer (cuDNN on a GPU)"
+        if self.backend == "compiled":
+            why = blocker or "chosen explicitly"
+            loops = compiled_blocker(self.cell)
+            if loops is not None:
+                return f"compiled, running the fused engine's Python loops because {loops} ({why})"
+            return (
+                "compiled: hand-written BPTT, one C++ call per direction for all time steps (one addmm and one "
+                f"fused pointwise loop per step), single-GEMM projections and weight gradients ({why}); "
+                "GPU tensors run the fused loops"
+            )
         if self.backend == "fused":
             why = blocker or "chosen explicitly"
+            if self.cell.has_backward() and has_kernel(self.cell) and compiled_blocker(self.cell) is not None:
+                why += f"; not compiled: {compiled_blocker(self.cell)}"
             return f"fused: hand-written BPTT with single-GEMM projections and weight gradients ({why})"
         why = "chosen explicitly" if self.cell.has_backward() else f"{self.cell.name!r} has no step_backward"
         return f"reference: autograd over a Python loop of the cell's step ({why})"

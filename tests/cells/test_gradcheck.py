@@ -1,4 +1,5 @@
-"""Acceptance 1: the hand-written BPTT of every cell against float64 numerical and autograd gradients."""
+"""Acceptance 1: the hand-written BPTT of every cell, in Python loops (``fused``) and in C++ loops
+(``compiled``), against float64 numerical and autograd gradients."""
 
 from __future__ import annotations
 
@@ -10,22 +11,25 @@ from helpers import as_function, layer_inputs, make_layer
 
 CELLS = sorted(rnnkit.CELLS)
 LENGTHS = {"all_full": None, "variable": torch.tensor([5, 2, 4])}
+HAND_WRITTEN = ["fused", "compiled"]
 
 
+@pytest.mark.parametrize("backend", HAND_WRITTEN)
 @pytest.mark.parametrize("lengths", LENGTHS.values(), ids=LENGTHS.keys())
 @pytest.mark.parametrize("cell", CELLS)
-def test_fused_backward_passes_float64_gradcheck(cell, lengths):
-    layer = make_layer(cell, "fused")  # 2 layers, bidirectional
+def test_hand_written_backward_passes_float64_gradcheck(cell, lengths, backend):
+    layer = make_layer(cell, backend)  # 2 layers, bidirectional
     x, state = layer_inputs(layer)
     f, params = as_function(layer, lengths)
     assert torch.autograd.gradcheck(f, (x, *state, *params), eps=1e-6, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("backend", HAND_WRITTEN)
 @pytest.mark.parametrize("lengths", LENGTHS.values(), ids=LENGTHS.keys())
 @pytest.mark.parametrize("cell", CELLS)
-def test_fused_gradients_equal_autograd_reference(cell, lengths):
+def test_hand_written_gradients_equal_autograd_reference(cell, lengths, backend):
     torch.manual_seed(1)
-    fused = make_layer(cell, "fused", recurrent_dropout=0.0)
+    fused = make_layer(cell, backend, recurrent_dropout=0.0)
     reference = make_layer(cell, "reference")
     reference.load_state_dict(fused.state_dict())
     x, state = layer_inputs(fused)
@@ -46,22 +50,24 @@ def test_fused_gradients_equal_autograd_reference(cell, lengths):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_fused_backward_with_recurrent_dropout_matches_reference(cell):
-    """The same dropout mask (same seed) gives the same gradients on both engines."""
+def test_hand_written_backward_with_recurrent_dropout_matches_reference(cell):
+    """The same dropout mask (same seed) gives the same gradients on every engine."""
     grads = []
-    for backend in ("fused", "reference"):
+    for backend in ("fused", "compiled", "reference"):
         torch.manual_seed(3)
         layer = make_layer(cell, backend, recurrent_dropout=0.3, num_layers=1)
         x, state = layer_inputs(layer)
         out, _ = layer(x, state if len(state) > 1 else state[0], torch.tensor([5, 3, 4]))
         out.square().sum().backward()
         grads.append([x.grad] + [p.grad for p in layer.parameters()])
-    for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
+    for engine in grads[:2]:
+        for a, b in zip(engine, grads[2]):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
 
 
-def test_fused_engine_refuses_double_backward_clearly():
-    layer = make_layer("lstm_peephole", "fused", num_layers=1, bidirectional=False)
+@pytest.mark.parametrize("backend", HAND_WRITTEN)
+def test_hand_written_engine_refuses_double_backward_clearly(backend):
+    layer = make_layer("lstm_peephole", backend, num_layers=1, bidirectional=False)
     x, _ = layer_inputs(layer)
     out, _ = layer(x)
     with pytest.raises(RuntimeError, match="backend='reference'"):

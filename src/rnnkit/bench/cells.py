@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..cells import CELLS
+from ..engine.compiled import compiled_blocker
 from ..layers import Recurrent
 from .timing import median_ms
 
@@ -73,6 +74,8 @@ def _time_against(reference: torch.nn.Module, module: torch.nn.Module, x: torch.
 def backends_for(cell: str) -> list[str]:
     layer = Recurrent(cell, 2, 2, backend="auto")
     names = ["native"] if layer.backend == "native" else []
+    if compiled_blocker(layer.cell) is None:
+        names.append("compiled")
     if CELLS[cell].has_backward():
         names.append("fused")
     return names + ["reference"]

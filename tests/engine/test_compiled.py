@@ -1,0 +1,67 @@
+"""The compiled loops: the build is cached per source, flags and CPU; without a compiler rnnkit warns once and
+runs the Python loops; inputs the loops do not take (other dtypes) run the fused engine.  Their numbers are held
+to the references in tests/cells/test_gradcheck.py and tests/test_layers.py (both parametrised over backends)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import torch
+
+import rnnkit
+from rnnkit.engine import compiled
+
+
+def test_the_build_name_keys_the_cache_by_source_flags_and_torch_version(monkeypatch):
+    name = compiled.build_name()
+    assert name.startswith("rnnkit_loops_") and name == compiled.build_name()
+    monkeypatch.setattr(compiled, "build_flags", lambda: ["-O3"])
+    assert compiled.build_name() != name  # other flags (another CPU): another build
+    flags = [flag for flags in compiled.VECTOR_FLAGS.values() for flag in flags]
+    assert not any(flag.startswith("-march") for flag in flags)  # built for what torch found, not "native"
+
+
+def test_without_a_compiler_rnnkit_warns_once_and_runs_the_python_loops(tmp_path):
+    script = textwrap.dedent("""
+        import warnings, torch, rnnkit
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            layer = rnnkit.Recurrent("lstm_peephole", 3, 4)
+            other = rnnkit.Recurrent("gru_v1", 3, 4)
+            out, _ = layer(torch.randn(2, 5, 3))
+            out.sum().backward()
+        messages = [str(w.message) for w in caught if "compiled time loops" in str(w.message)]
+        print(len(messages), layer.backend, other.backend)
+        print(messages[0])
+        print(layer.explain())
+    """)
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"), "RNNKIT_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    count, explanation = result.stdout.splitlines()[0], result.stdout.splitlines()[2]
+    assert count == "1 fused fused"  # one warning for the process, and both layers on the Python loops
+    assert "could not be built" in result.stdout and "rnnkit loops" in result.stdout
+    assert explanation.startswith("fused:") and "not compiled: the compiled loops could not be built" in explanation
+
+
+def test_dtypes_the_loops_do_not_take_run_the_fused_engine_with_the_same_numbers():
+    torch.manual_seed(0)
+    layer = rnnkit.Recurrent("lstm_cifg", 3, 4, backend="compiled")
+    x = torch.randn(2, 5, 3)
+    expected, _ = layer(x)
+    assert compiled.compiled_blocker(layer.cell, x.half()) is not None
+    assert compiled.compiled_blocker(layer.cell, x) is None
+    fused = rnnkit.Recurrent("lstm_cifg", 3, 4, backend="fused")
+    fused.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(fused(x)[0], expected, atol=1e-6, rtol=1e-5)
+
+
+def test_a_subclass_of_a_builtin_cell_gets_no_compiled_loops():
+    class Shifted(rnnkit.cells.CELLS["lstm_peephole"]):
+        name = "shifted_peephole_test"
+
+    layer = rnnkit.Recurrent(Shifted, 3, 4)
+    assert layer.backend == "fused" and not compiled.has_kernel(layer.cell)
