@@ -30,8 +30,20 @@ def test_bench_cells_json_rows_have_the_promised_fields():
     rows = json.loads(result.stdout[result.stdout.index("[") :])
     assert {"cell", "backend", "size", "fwd_ms", "fwdbwd_ms", "ratio_fwdbwd"} <= set(rows[0])
     assert rows[0]["cell"] == "torch.nn.LSTM" and rows[0]["ratio_fwdbwd"] == 1.0
-    assert [(r["cell"], r["backend"]) for r in rows[1:]] == [("gru_v1", "fused"), ("gru_v1", "reference")]
+    assert [(r["cell"], r["backend"]) for r in rows[1:]] == [
+        ("gru_v1", "compiled"), ("gru_v1", "fused"), ("gru_v1", "reference"),
+    ]  # fmt: skip
     assert all(r["size"] == "small" and r["fwdbwd_ms"] > 0 for r in rows)
+
+
+def test_bench_memory_measures_each_row_in_its_own_process_beside_nn_lstm():
+    result = runner.invoke(app, ["bench", "memory", "--size", "medium", "--cells", "lstm_cifg", "--backends",
+                                 "compiled", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout[result.stdout.index("[") :])
+    assert [(r["cell"], r["backend"]) for r in rows] == [("torch.nn.LSTM", "torch"), ("lstm_cifg", "compiled")]
+    assert rows[0]["ratio"] == 1.0 and rows[0]["peak_mb"] > 5  # T*B*4H floats of gates alone are 26 MB
+    assert rows[1]["peak_mb"] > 0 and rows[1]["ratio"] == rows[1]["peak_mb"] / rows[0]["peak_mb"]
 
 
 def test_bad_option_is_one_line_on_stderr_with_exit_code_2():

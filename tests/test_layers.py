@@ -241,3 +241,32 @@ def test_eval_mode_turns_dropout_off():
     layer = rnnkit.Recurrent("lstm", 3, 4, num_layers=2, dropout=0.5, recurrent_dropout=0.5).eval()
     x = torch.randn(2, 5, 3)
     torch.testing.assert_close(layer(x)[0], layer(x)[0])
+
+
+@pytest.mark.parametrize("cell", sorted(rnnkit.CELLS))
+def test_step_by_step_equals_one_call_over_the_sequence(cell):
+    """Recurrent.step (generation: one compiled loop call per layer under no_grad) against forward."""
+    torch.manual_seed(0)
+    layer = rnnkit.Recurrent(cell, 5, 6, num_layers=2).eval()
+    x = torch.randn(3, 7, 5)
+    expected, expected_final = layer(x)
+    state, outputs = None, []
+    with torch.no_grad():
+        for t in range(7):
+            out, state = layer.step(x[:, t], state)
+            outputs.append(out)
+    torch.testing.assert_close(torch.stack(outputs, 1), expected, atol=1e-5, rtol=1e-5)
+    for a, b in zip(flat(state), flat(expected_final)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    with torch.enable_grad():  # with autograd on, step runs forward on a length-1 sequence: gradients flow
+        out, _ = layer.step(x[:, 0].clone().requires_grad_())
+        assert out.requires_grad
+
+
+def test_step_refuses_bidirectional_layers_and_misshapen_input():
+    with pytest.raises(ValueError, match="a bidirectional layer needs the whole sequence"):
+        rnnkit.Recurrent("gru", 2, 3, bidirectional=True).step(torch.randn(4, 2))
+    with pytest.raises(ValueError, match=r"Expected x of shape \(B, I\) with I=2. Received \(4, 1, 2\)"):
+        rnnkit.Recurrent("gru", 2, 3).step(torch.randn(4, 1, 2))
+    with torch.no_grad(), pytest.raises(ValueError, match="I=2 features. Received shape \\(4, 3\\)"):
+        rnnkit.Recurrent("lstm_cifg", 2, 3).step(torch.randn(4, 3))

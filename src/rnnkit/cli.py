@@ -91,7 +91,8 @@ def loops(
     if ops is None:
         console.print(f"[bold red]not built[/]: {compiled.loops_error()}; the Python loops run instead.")
         raise typer.Exit(1)
-    console.print(f"compiled loops ready ({seconds:.1f} s)")
+    blas = "libtorch's BLAS, called directly" if compiled.direct_blas() else "ATen's addmm (no BLAS symbol found)"
+    console.print(f"compiled loops ready ({seconds:.1f} s); per-step GEMMs: {blas}")
 
 
 @app.command()
@@ -187,6 +188,40 @@ def bench_cells(
         table.add_column(column, justify="left" if column in ("cell", "backend") else "right")
     for r in rows:
         table.add_row(r.cell, r.backend, f"{r.fwd_ms:.1f}", f"{r.fwdbwd_ms:.1f}", f"{r.ratio_fwdbwd:.2f}x")
+    console.print(table)
+
+
+@bench_app.command("memory")
+def bench_memory(
+    size: Annotated[str, typer.Option(help="small, medium or large (as bench cells).")] = "large",
+    cells: Annotated[str, typer.Option(help="Comma-separated cell names (default: all built-in).")] = "",
+    backends: Annotated[str, typer.Option(help="Comma-separated backends (default: native, compiled, fused).")] = "",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
+) -> None:
+    """Peak memory of one forward+backward of every cell and backend, beside torch.nn.LSTM's (Linux).
+
+    Example: rnnkit bench memory --size large --backends compiled
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bench import memory
+
+    console = Console(stderr=json_out)
+    with console.status(f"measuring peak memory at size {size} (one process per row)..."):
+        rows = memory.run(size, cells=[c for c in cells.split(",") if c] or None,
+                          backends=[b for b in backends.split(",") if b] or None)  # fmt: skip
+    if json_out:
+        print(memory.as_json(rows))
+        return
+    from .bench.cells import SIZES
+
+    T, B, I, H = SIZES[size]
+    table = Table(title=f"Peak memory of forward+backward, {size} (T={T}, B={B}, I={I}, H={H})")
+    for column in ("cell", "backend", "peak MB", "/ nn.LSTM"):
+        table.add_column(column, justify="left" if column in ("cell", "backend") else "right")
+    for r in rows:
+        table.add_row(r.cell, r.backend, f"{r.peak_mb:.1f}", f"{r.ratio:.2f}x")
     console.print(table)
 
 

@@ -115,6 +115,9 @@ class LanguageModel(nn.Module):
 
     @torch.no_grad()
     def step(self, token: Tensor, state=None):
-        """One step of generation: token (B,) -> (scores (B, V), new state).  Never re-reads the prefix."""
-        scores, state = self(token.view(-1, 1), state)
-        return scores[:, 0], state
+        """One step of generation: token (B,) -> (scores (B, V), new state).  Never re-reads the prefix.
+
+        Runs ``Recurrent.step``: one GEMM and one compiled loop call per layer on the CPU.
+        """
+        hidden, state = self.rnn.step(self.dropout(self.embedding(token.view(-1))), state)
+        return self.scores(self.dropout(hidden)), state

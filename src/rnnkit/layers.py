@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .cells import Cell, get_cell_class
 from .engine import ENGINES, reverse_index, run_native
-from .engine.compiled import compiled_blocker, has_kernel
+from .engine.compiled import compiled_blocker, has_kernel, step_compiled
 
 BACKENDS = ("auto", "native", "compiled", "fused", "reference")
 StateArg = Tensor | tuple[Tensor, ...] | None
@@ -217,6 +217,45 @@ class Recurrent(nn.Module):
         else:
             out, _ = pad_packed_sequence(PackedSequence(out, batch_sizes, sorted_idx, unsorted_idx), total_length=T)
         return (out.transpose(0, 1) if self.batch_first else out), final_state
+
+    def step(self, x: Tensor, state: StateArg = None) -> tuple[Tensor, StateArg]:
+        """One time step through every layer, for generation: x (B, I) -> (output (B, H), final state).
+
+        The same numbers as ``forward`` on a sequence of length 1 (up to float rounding), without
+        its packing and per-call set-up: under ``torch.no_grad()``, for CPU float tensors, each
+        layer is one input GEMM and one call of the compiled loop (``explain()``'s engine
+        otherwise).  State as in ``forward``; unidirectional layers only.
+
+        Example:
+            >>> layer = Recurrent("lstm", 8, 16, num_layers=2).eval()
+            >>> with torch.no_grad():
+            ...     out, (h, c) = layer.step(torch.randn(3, 8))
+            >>> out.shape, h.shape
+            (torch.Size([3, 16]), torch.Size([2, 3, 16]))
+        """
+        if self.bidirectional:
+            raise ValueError("step() runs one time step forward; a bidirectional layer needs the whole sequence.")
+        if not isinstance(x, Tensor) or x.dim() != 2:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"Expected x of shape (B, I) with I={self.input_size}. Received {shape}.")
+        if torch.is_grad_enabled() or compiled_blocker(self.cell, x) is not None:
+            out, final = self.forward(x.unsqueeze(1 if self.batch_first else 0), state)
+            return out.squeeze(1 if self.batch_first else 0), final
+        self._check_features(x.shape[-1], f"shape {tuple(x.shape)}")
+        B = x.shape[0]
+        state = self._check_state(state, B, x)
+        finals: list[list[Tensor]] = [[] for _ in state]
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0 and self.training:
+                x = nn.functional.dropout(x, self.dropout, True)
+            out, final = step_compiled(
+                self.cell, x, tuple(s[layer] for s in state), self.layer_parameters(layer), self._recurrent_mask(B, x)
+            )
+            for pieces, f in zip(finals, final):
+                pieces.append(f)
+            x = out
+        final_state = tuple(torch.stack(pieces) for pieces in finals)
+        return x, final_state if len(final_state) > 1 else final_state[0]
 
     def _forward_native(self, data, batch_sizes, state, T, B):
         flat = [w for names in self._param_names for w in (getattr(self, names[k]) for k in names)]

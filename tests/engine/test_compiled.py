@@ -4,6 +4,7 @@ to the references in tests/cells/test_gradcheck.py and tests/test_layers.py (bot
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -65,3 +66,28 @@ def test_a_subclass_of_a_builtin_cell_gets_no_compiled_loops():
 
     layer = rnnkit.Recurrent(Shifted, 3, 4)
     assert layer.backend == "fused" and not compiled.has_kernel(layer.cell)
+
+
+def test_the_aten_gemm_path_gives_the_gradients_of_the_direct_blas_path():
+    """RNNKIT_LOOPS_ATEN_GEMM makes the loops call ATen's addmm instead of libtorch's BLAS (as where no BLAS
+    symbol is found): the same float64 numbers, for a cell with every GEMM shape (GRU v1: split W_hh) and masks."""
+    script = textwrap.dedent("""
+        import torch, rnnkit
+        from rnnkit.engine import compiled
+        torch.manual_seed(0)
+        layer = rnnkit.Recurrent("gru_v1", 3, 4, num_layers=2, recurrent_dropout=0.2, backend="compiled").double()
+        x = torch.randn(3, 6, 3, dtype=torch.float64, requires_grad=True)
+        out, h = layer(x, lengths=torch.tensor([6, 2, 4]))
+        (out.square().sum() + h.sum()).backward()
+        sums = [out.sum().item(), x.grad.sum().item()] + [p.grad.sum().item() for p in layer.parameters()]
+        print(compiled.direct_blas(), repr(sums))
+    """)
+    results = []
+    for extra in ({}, {"RNNKIT_LOOPS_ATEN_GEMM": "1"}):
+        env = {**os.environ, **extra}
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        results.append(result.stdout.split(" ", 1))
+    (blas_direct, direct), (blas_aten, aten) = results
+    assert blas_aten == "False" and blas_direct in ("True", "False")
+    assert [round(v, 9) for v in ast.literal_eval(direct)] == [round(v, 9) for v in ast.literal_eval(aten)]

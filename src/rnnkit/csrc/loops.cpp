@@ -1,9 +1,12 @@
 // The time loops of every rnnkit cell, compiled: one call runs all T steps forward, one call all
-// steps backward (DESIGN.md, "Engine").  Per step: one GEMM for h @ W_hh^T (ATen's, so MKL or
-// OpenBLAS), then ONE loop over the rows of the step for all the cell's pointwise math (parallel
-// over rows, SIMD over hidden units).  The input projection and the weight gradients stay single
-// GEMMs over all T*B rows in Python (rnnkit/engine/compiled.py), which also assembles the
-// gradients of the extra parameters (peepholes, layer-norm gains) by single reductions.
+// steps backward (DESIGN.md, "Engine").  Per step: one GEMM for h @ W_hh^T, then ONE loop over the
+// rows of the step for all the cell's pointwise math (parallel over rows, SIMD over hidden units).
+// The GEMM calls the BLAS inside libtorch (MKL's sgemm_/dgemm_) on raw pointers, which saves the
+// few microseconds of ATen dispatch and tensor set-up per call that dominate small sizes; where
+// that BLAS is not found, ATen's addmm runs instead.  The input projection and the weight
+// gradients stay single GEMMs over all T*B rows in Python (rnnkit/engine/compiled.py); the
+// gradients of the small extra parameters (peepholes, layer-norm gains) are summed here, per
+// thread, inside the backward loop.
 //
 // Layout: packed and sorted longest first, like PackedSequence.  Step t holds rows
 // [offset[t], offset[t] + size[t]) of every (N, .) buffer, and its rows are the first size[t]
@@ -14,13 +17,16 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -54,6 +60,57 @@ inline float tanh_(float x) { return 1.0f - 2.0f / (1.0f + exp_approx(2.0f * x))
 inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 inline double tanh_(double x) { return std::tanh(x); }
 
+// ------------------------------------------------------------------------------------ BLAS
+using sgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                          const int*, const float*, const int*, const float*, float*, const int*);
+using dgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
+                          const int*, const double*, const int*, const double*, double*, const int*);
+struct Blas {
+  sgemm_fn s = nullptr;
+  dgemm_fn d = nullptr;
+};
+
+// The Fortran BLAS that libtorch carries (MKL in the x86 wheels), found once; null members if absent.
+const Blas& blas() {
+  static const Blas found = [] {
+    Blas b;
+    if (std::getenv("RNNKIT_LOOPS_ATEN_GEMM") != nullptr) return b;  // tests hold the ATen path to the same numbers
+    void* lib = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
+    void* where = lib != nullptr ? lib : RTLD_DEFAULT;
+    b.s = reinterpret_cast<sgemm_fn>(dlsym(where, "sgemm_"));
+    b.d = reinterpret_cast<dgemm_fn>(dlsym(where, "dgemm_"));
+    return b;
+  }();
+  return found;
+}
+
+bool direct_blas() { return blas().s != nullptr && blas().d != nullptr; }
+
+// C (rows x cols) = beta C + A (rows x k) op(B), row-major with leading dimensions lda, ldb, ldc;
+// B is given as (cols x k) and transposed when b_transposed, else given as (k x cols).
+template <typename scalar_t>
+void gemm(int64_t rows, int64_t cols, int64_t k, const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb,
+          bool b_transposed, scalar_t beta, scalar_t* c, int64_t ldc) {
+  if (rows == 0 || cols == 0) return;
+  // row-major C = A op(B) is column-major C^T = op(B)^T A^T
+  const char ta = b_transposed ? 'T' : 'N', tb = 'N';
+  const int m = static_cast<int>(cols), n = static_cast<int>(rows), kk = static_cast<int>(k);
+  const int la = static_cast<int>(ldb), lb = static_cast<int>(lda), lc = static_cast<int>(ldc);
+  const scalar_t one = 1;
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (blas().s != nullptr) return blas().s(&ta, &tb, &m, &n, &kk, &one, b, &la, a, &lb, &beta, c, &lc);
+  } else {
+    if (blas().d != nullptr) return blas().d(&ta, &tb, &m, &n, &kk, &one, b, &la, a, &lb, &beta, c, &lc);
+  }
+  const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<scalar_t>::value);
+  const Tensor A = at::from_blob(const_cast<scalar_t*>(a), {rows, k}, {lda, 1}, options);
+  const Tensor B = b_transposed ? at::from_blob(const_cast<scalar_t*>(b), {cols, k}, {ldb, 1}, options).t()
+                                : at::from_blob(const_cast<scalar_t*>(b), {k, cols}, {ldb, 1}, options);
+  Tensor C = at::from_blob(c, {rows, cols}, {ldc, 1}, options);
+  if (beta == 0) C.copy_(at::mm(A, B));
+  else C.addmm_(A, B, beta, 1);
+}
+
 // ------------------------------------------------------------------------------------ layout
 struct Steps {
   std::vector<int64_t> size, offset;
@@ -72,12 +129,13 @@ struct Steps {
     }
   }
   int64_t next(int64_t t) const { return t + 1 < T ? size[t + 1] : 0; }  // rows still running after t
-};
 
-// The state of the previous step for the rows of step t: the initial state, or step t-1's rows.
-inline Tensor previous(const Tensor& all, const Tensor& initial, const Steps& s, int64_t t) {
-  return t == 0 ? initial.narrow(0, 0, s.size[0]) : all.narrow(0, s.offset[t - 1], s.size[t]);
-}
+  // The previous state of step t's rows: the initial state, or the first rows of step t-1.
+  template <typename scalar_t>
+  const scalar_t* previous(const scalar_t* all, const scalar_t* initial, int64_t t, int64_t width) const {
+    return t == 0 ? initial : all + offset[t - 1] * width;
+  }
+};
 
 // (B, H): each sequence's row at its own last step.
 Tensor final_rows(const Tensor& all, const Steps& s) {
@@ -89,25 +147,58 @@ Tensor final_rows(const Tensor& all, const Steps& s) {
   return out;
 }
 
-inline Tensor masked(const Tensor& h, const c10::optional<Tensor>& mask) {
-  return mask.has_value() ? h * mask->narrow(0, 0, h.size(0)) : h;
+// h_rec = h_prev ⊙ mask (variational recurrent dropout), into scratch; h_prev itself without a mask.
+template <typename scalar_t>
+const scalar_t* recurrent_input(const scalar_t* h_prev, const scalar_t* mask, int64_t rows, int64_t H,
+                                scalar_t* scratch) {
+  if (mask == nullptr) return h_prev;
+  for (int64_t i = 0; i < rows * H; ++i) scratch[i] = h_prev[i] * mask[i];
+  return scratch;
 }
 
-// Rows [0, rows) in parallel, in chunks of at least ~32k scalars of work.
+template <typename scalar_t>
+void apply_mask(scalar_t* d, const scalar_t* mask, int64_t rows, int64_t H) {
+  if (mask == nullptr) return;
+  for (int64_t i = 0; i < rows * H; ++i) d[i] *= mask[i];
+}
+
+// Rows [0, rows) in parallel, in chunks of at least ~32k units of work (cost: the work of one row, in
+// scalars of a plain pointwise pass).
 template <typename F>
-inline void for_rows(int64_t rows, int64_t width, const F& body) {
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(width, 1));
+inline void for_rows(int64_t rows, int64_t cost, const F& body) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(cost, 1));
   at::parallel_for(0, rows, grain, body);
 }
+
+// Per-thread sums of a parameter gradient over rows, added up at the end (no atomics, no (N, .) buffer).
+template <typename scalar_t>
+struct Partials {
+  int64_t width;
+  std::vector<scalar_t> data;
+  explicit Partials(int64_t width) : width(width), data(width * std::max(at::get_num_threads(), 1), 0) {}
+  scalar_t* mine() { return data.data() + at::get_thread_num() * width; }
+  Tensor total(const at::TensorOptions& options) const {
+    Tensor out = at::zeros({width}, options);
+    scalar_t* o = out.data_ptr<scalar_t>();
+    for (size_t i = 0; i < data.size(); ++i) o[i % width] += data[i];
+    return out;
+  }
+};
 
 void check(const Tensor& t, const char* name, int64_t dim) {
   TORCH_CHECK(t.dim() == dim, "rnnkit loops: ", name, " must have ", dim, " dimensions, got ", t.sizes());
   TORCH_CHECK(t.is_contiguous(), "rnnkit loops: ", name, " must be contiguous");
+  TORCH_CHECK(t.device().is_cpu(), "rnnkit loops: ", name, " must be on the CPU");
 }
 
 template <typename scalar_t>
 const scalar_t* ptr_or_null(const c10::optional<Tensor>& t) {
   return t.has_value() ? t->data_ptr<scalar_t>() : nullptr;
+}
+
+template <typename scalar_t>
+const scalar_t* cptr(const Tensor& t) {
+  return t.data_ptr<scalar_t>();
 }
 
 // ================================================================================== LSTM family
@@ -117,21 +208,18 @@ const scalar_t* ptr_or_null(const c10::optional<Tensor>& t) {
 enum LstmVariant : int64_t { kLstm = 0, kPeephole = 1, kCifg = 2 };
 
 template <typename scalar_t, int64_t V>
-void lstm_forward_loop(Tensor& gates, const Steps& s, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
-                       const c10::optional<Tensor>& peephole, const c10::optional<Tensor>& mask, Tensor& hs,
-                       Tensor& cs) {
-  const int64_t H = h0.size(1), G = (V == kCifg) ? 3 : 4, GH = G * H;
-  const Tensor w_hh_t = w_hh.t();
-  const scalar_t* peep = ptr_or_null<scalar_t>(peephole);
+void lstm_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, const scalar_t* c0, const scalar_t* w_hh,
+                       const scalar_t* peep, const scalar_t* mask, scalar_t* hs, scalar_t* cs, int64_t H,
+                       scalar_t* scratch) {
+  const int64_t GH = ((V == kCifg) ? 3 : 4) * H;
   for (int64_t t = 0; t < s.T; ++t) {
     const int64_t b = s.size[t], off = s.offset[t];
-    Tensor z = gates.narrow(0, off, b);  // (b, GH): x_proj of step t
-    const Tensor h_prev = previous(hs, h0, s, t), c_prev = previous(cs, c0, s, t);
-    z.addmm_(masked(h_prev, mask), w_hh_t);  // z = x_proj + h_rec @ W_hh^T
-    scalar_t* zp = z.data_ptr<scalar_t>();
-    const scalar_t* cp = c_prev.data_ptr<scalar_t>();
-    scalar_t* hp = hs.data_ptr<scalar_t>() + off * H;
-    scalar_t* cn = cs.data_ptr<scalar_t>() + off * H;
+    scalar_t* zp = gates + off * GH;  // (b, GH): x_proj of step t
+    const scalar_t* h_prev = s.previous(hs, h0, t, H);
+    const scalar_t* cp = s.previous(cs, c0, t, H);
+    gemm<scalar_t>(b, GH, H, recurrent_input(h_prev, mask, b, H, scratch), H, w_hh, H, true, 1, zp, GH);
+    scalar_t* hp = hs + off * H;
+    scalar_t* cn = cs + off * H;
     for_rows(b, GH, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         scalar_t* __restrict__ zr = zp + r * GH;
@@ -176,39 +264,44 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(Tensor gates, at::IntArr
   TORCH_CHECK(gates.size(0) == s.N, "rnnkit loops: gates has ", gates.size(0), " rows, batch_sizes sum to ", s.N);
   const int64_t H = h0.size(1);
   Tensor hs = at::empty({s.N, H}, gates.options()), cs = at::empty({s.N, H}, gates.options());
+  Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
-    if (variant == kLstm) lstm_forward_loop<scalar_t, kLstm>(gates, s, h0, c0, w_hh, peephole, mask, hs, cs);
-    else if (variant == kPeephole)
-      lstm_forward_loop<scalar_t, kPeephole>(gates, s, h0, c0, w_hh, peephole, mask, hs, cs);
-    else lstm_forward_loop<scalar_t, kCifg>(gates, s, h0, c0, w_hh, peephole, mask, hs, cs);
+    auto run = [&](auto variant_tag) {
+      constexpr int64_t V = decltype(variant_tag)::value;
+      lstm_forward_loop<scalar_t, V>(gates.data_ptr<scalar_t>(), s, cptr<scalar_t>(h0), cptr<scalar_t>(c0),
+                                     cptr<scalar_t>(w_hh), ptr_or_null<scalar_t>(peephole),
+                                     ptr_or_null<scalar_t>(mask), hs.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(),
+                                     H, scratch.data_ptr<scalar_t>());
+    };
+    if (variant == kLstm) run(std::integral_constant<int64_t, kLstm>{});
+    else if (variant == kPeephole) run(std::integral_constant<int64_t, kPeephole>{});
+    else run(std::integral_constant<int64_t, kCifg>{});
   });
   return {hs, cs, final_rows(hs, s), final_rows(cs, s)};
 }
 
 template <typename scalar_t, int64_t V>
-void lstm_backward_loop(const Tensor& grad_hs, Tensor& dh, Tensor& dc, const Tensor& gates, const Tensor& cs,
-                        const Tensor& c0, const Steps& s, const Tensor& w_hh, const c10::optional<Tensor>& peephole,
-                        const c10::optional<Tensor>& mask, Tensor& grad_gates) {
-  const int64_t H = c0.size(1), G = (V == kCifg) ? 3 : 4, GH = G * H;
-  const scalar_t* peep = ptr_or_null<scalar_t>(peephole);
+void lstm_backward_loop(const scalar_t* grad_hs, scalar_t* dh, scalar_t* dc, const scalar_t* gates,
+                        const scalar_t* cs, const scalar_t* c0, const Steps& s, const scalar_t* w_hh,
+                        const scalar_t* peep, const scalar_t* mask, scalar_t* grad_gates, int64_t H,
+                        Partials<scalar_t>& peep_grad) {
+  const int64_t GH = ((V == kCifg) ? 3 : 4) * H;
   for (int64_t t = s.T - 1; t >= 0; --t) {
     const int64_t b = s.size[t], off = s.offset[t];
-    const Tensor c_prev = previous(cs, c0, s, t);
-    const scalar_t* ap = gates.data_ptr<scalar_t>() + off * GH;
-    const scalar_t* cp = c_prev.data_ptr<scalar_t>();
-    const scalar_t* cnp = cs.data_ptr<scalar_t>() + off * H;
-    const scalar_t* gop = grad_hs.data_ptr<scalar_t>() + off * H;
-    scalar_t* dhp = dh.data_ptr<scalar_t>();
-    scalar_t* dcp = dc.data_ptr<scalar_t>();
-    scalar_t* dzp = grad_gates.data_ptr<scalar_t>() + off * GH;
+    const scalar_t* ap = gates + off * GH;
+    const scalar_t* cp = s.previous(cs, c0, t, H);
+    const scalar_t* cnp = cs + off * H;
+    const scalar_t* gop = grad_hs + off * H;
+    scalar_t* dzp = grad_gates + off * GH;
     for_rows(b, GH, [&](int64_t r0, int64_t r1) {
+      scalar_t* __restrict__ acc = (V == kPeephole) ? peep_grad.mine() : nullptr;
       for (int64_t r = r0; r < r1; ++r) {
         const scalar_t* __restrict__ a = ap + r * GH;
         const scalar_t* __restrict__ c_old = cp + r * H;
         const scalar_t* __restrict__ c_now = cnp + r * H;
         const scalar_t* __restrict__ g_out = gop + r * H;
-        const scalar_t* __restrict__ dh_r = dhp + r * H;
-        scalar_t* __restrict__ dc_r = dcp + r * H;
+        const scalar_t* __restrict__ dh_r = dh + r * H;
+        scalar_t* __restrict__ dc_r = dc + r * H;
         scalar_t* __restrict__ dz = dzp + r * GH;
         if constexpr (V == kCifg) {
 #pragma omp simd
@@ -232,52 +325,61 @@ void lstm_backward_loop(const Tensor& grad_hs, Tensor& dh, Tensor& dc, const Ten
             const scalar_t dzi = dct * g * i * (1 - i), dzf = dct * c_old[j] * f * (1 - f);
             dz[j] = dzi, dz[H + j] = dzf, dz[2 * H + j] = dct * i * (1 - g * g), dz[3 * H + j] = dzo;
             scalar_t dc_old = dct * f;  // c' = f c + i g
-            if constexpr (V == kPeephole) dc_old += dzi * peep[j] + dzf * peep[H + j];
+            if constexpr (V == kPeephole) {
+              dc_old += dzi * peep[j] + dzf * peep[H + j];
+              acc[j] += dzi * c_old[j], acc[H + j] += dzf * c_old[j], acc[2 * H + j] += dzo * c_now[j];
+            }
             dc_r[j] = dc_old;
           }
         }
       }
     });
-    Tensor dh_rows = dh.narrow(0, 0, b);
-    at::mm_out(dh_rows, grad_gates.narrow(0, off, b), w_hh);  // dL/dh_rec = dz @ W_hh
-    if (mask.has_value()) dh_rows.mul_(mask->narrow(0, 0, b));
+    gemm<scalar_t>(b, H, GH, dzp, GH, w_hh, H, false, 0, dh, H);  // dL/dh_rec = dz @ W_hh
+    apply_mask(dh, mask, b, H);
   }
 }
 
-// Returns (grad_gates (N, GH): dL/d(pre-activations), grad_h0 (B, H), grad_c0 (B, H)).
-std::tuple<Tensor, Tensor, Tensor> lstm_backward(Tensor grad_hs, Tensor grad_h_final, Tensor grad_c_final,
-                                                 Tensor gates, Tensor cs, Tensor c0, at::IntArrayRef batch_sizes,
-                                                 Tensor w_hh, c10::optional<Tensor> peephole,
-                                                 c10::optional<Tensor> mask, int64_t variant) {
+// Returns (grad_gates (N, GH): dL/d(pre-activations), grad_peephole (3H, or empty), grad_h0 (B, H), grad_c0 (B, H)).
+std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_backward(Tensor grad_hs, Tensor grad_h_final, Tensor grad_c_final,
+                                                         Tensor gates, Tensor cs, Tensor c0,
+                                                         at::IntArrayRef batch_sizes, Tensor w_hh,
+                                                         c10::optional<Tensor> peephole, c10::optional<Tensor> mask,
+                                                         int64_t variant) {
   const Steps s(batch_sizes);
   check(grad_hs, "grad_hs", 2), check(gates, "gates", 2), check(cs, "cs", 2), check(w_hh, "w_hh", 2);
+  const int64_t H = c0.size(1);
   // running gradients of (h, c): a sequence's final-state gradient waits in its row until its last step
   Tensor dh = grad_h_final.contiguous().clone(), dc = grad_c_final.contiguous().clone();
-  Tensor grad_gates = at::empty_like(gates);
+  Tensor grad_gates = at::empty_like(gates), grad_peephole;
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
-    if (variant == kLstm)
-      lstm_backward_loop<scalar_t, kLstm>(grad_hs, dh, dc, gates, cs, c0, s, w_hh, peephole, mask, grad_gates);
-    else if (variant == kPeephole)
-      lstm_backward_loop<scalar_t, kPeephole>(grad_hs, dh, dc, gates, cs, c0, s, w_hh, peephole, mask, grad_gates);
-    else lstm_backward_loop<scalar_t, kCifg>(grad_hs, dh, dc, gates, cs, c0, s, w_hh, peephole, mask, grad_gates);
+    Partials<scalar_t> peep_grad(variant == kPeephole ? 3 * H : 0);
+    auto run = [&](auto variant_tag) {
+      constexpr int64_t V = decltype(variant_tag)::value;
+      lstm_backward_loop<scalar_t, V>(cptr<scalar_t>(grad_hs), dh.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>(),
+                                      cptr<scalar_t>(gates), cptr<scalar_t>(cs), cptr<scalar_t>(c0), s,
+                                      cptr<scalar_t>(w_hh), ptr_or_null<scalar_t>(peephole),
+                                      ptr_or_null<scalar_t>(mask), grad_gates.data_ptr<scalar_t>(), H, peep_grad);
+    };
+    if (variant == kLstm) run(std::integral_constant<int64_t, kLstm>{});
+    else if (variant == kPeephole) run(std::integral_constant<int64_t, kPeephole>{});
+    else run(std::integral_constant<int64_t, kCifg>{});
+    grad_peephole = peep_grad.total(gates.options());
   });
-  return {grad_gates, dh, dc};
+  return {grad_gates, grad_peephole, dh, dc};
 }
 
 // ================================================================================== plain RNN
 // h' = act(x_proj + h_rec W_hh^T), act tanh or ReLU.  Backward reads act' from h' alone.
 
 template <typename scalar_t, bool Relu>
-void rnn_forward_loop(Tensor& z_all, const Steps& s, const Tensor& h0, const Tensor& w_hh,
-                      const c10::optional<Tensor>& mask, Tensor& hs) {
-  const int64_t H = h0.size(1);
-  const Tensor w_hh_t = w_hh.t();
+void rnn_forward_loop(scalar_t* z_all, const Steps& s, const scalar_t* h0, const scalar_t* w_hh,
+                      const scalar_t* mask, scalar_t* hs, int64_t H, scalar_t* scratch) {
   for (int64_t t = 0; t < s.T; ++t) {
     const int64_t b = s.size[t], off = s.offset[t];
-    Tensor z = z_all.narrow(0, off, b);
-    z.addmm_(masked(previous(hs, h0, s, t), mask), w_hh_t);
-    const scalar_t* zp = z.data_ptr<scalar_t>();
-    scalar_t* hp = hs.data_ptr<scalar_t>() + off * H;
+    scalar_t* zp = z_all + off * H;
+    gemm<scalar_t>(b, H, H, recurrent_input(s.previous(hs, h0, t, H), mask, b, H, scratch), H, w_hh, H, true, 1, zp,
+                   H);
+    scalar_t* hp = hs + off * H;
     for_rows(b, H, [&](int64_t r0, int64_t r1) {
       const scalar_t* __restrict__ zr = zp + r0 * H;
       scalar_t* __restrict__ h = hp + r0 * H;
@@ -295,28 +397,33 @@ std::tuple<Tensor, Tensor> rnn_forward(Tensor z_all, at::IntArrayRef batch_sizes
                                        c10::optional<Tensor> mask, bool relu) {
   const Steps s(batch_sizes);
   check(z_all, "x_proj", 2), check(h0, "h0", 2), check(w_hh, "w_hh", 2);
-  Tensor hs = at::empty({s.N, h0.size(1)}, z_all.options());
+  const int64_t H = h0.size(1);
+  Tensor hs = at::empty({s.N, H}, z_all.options());
+  Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, z_all.options());
   AT_DISPATCH_FLOATING_TYPES(z_all.scalar_type(), "rnn_forward", [&] {
-    if (relu) rnn_forward_loop<scalar_t, true>(z_all, s, h0, w_hh, mask, hs);
-    else rnn_forward_loop<scalar_t, false>(z_all, s, h0, w_hh, mask, hs);
+    auto run = [&](auto relu_tag) {
+      rnn_forward_loop<scalar_t, decltype(relu_tag)::value>(z_all.data_ptr<scalar_t>(), s, cptr<scalar_t>(h0),
+                                                            cptr<scalar_t>(w_hh), ptr_or_null<scalar_t>(mask),
+                                                            hs.data_ptr<scalar_t>(), H, scratch.data_ptr<scalar_t>());
+    };
+    if (relu) run(std::true_type{});
+    else run(std::false_type{});
   });
   return {hs, final_rows(hs, s)};
 }
 
 template <typename scalar_t, bool Relu>
-void rnn_backward_loop(const Tensor& grad_hs, Tensor& dh, const Tensor& hs, const Steps& s, const Tensor& w_hh,
-                       const c10::optional<Tensor>& mask, Tensor& grad_z) {
-  const int64_t H = hs.size(1);
+void rnn_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t* hs, const Steps& s,
+                       const scalar_t* w_hh, const scalar_t* mask, scalar_t* grad_z, int64_t H) {
   for (int64_t t = s.T - 1; t >= 0; --t) {
     const int64_t b = s.size[t], off = s.offset[t];
-    const scalar_t* hp = hs.data_ptr<scalar_t>() + off * H;
-    const scalar_t* gop = grad_hs.data_ptr<scalar_t>() + off * H;
-    const scalar_t* dhp = dh.data_ptr<scalar_t>();
-    scalar_t* dzp = grad_z.data_ptr<scalar_t>() + off * H;
+    const scalar_t* hp = hs + off * H;
+    const scalar_t* gop = grad_hs + off * H;
+    scalar_t* dzp = grad_z + off * H;
     for_rows(b, H, [&](int64_t r0, int64_t r1) {
       const scalar_t* __restrict__ h = hp + r0 * H;
       const scalar_t* __restrict__ g_out = gop + r0 * H;
-      const scalar_t* __restrict__ dh_r = dhp + r0 * H;
+      const scalar_t* __restrict__ dh_r = dh + r0 * H;
       scalar_t* __restrict__ dz = dzp + r0 * H;
 #pragma omp simd
       for (int64_t j = 0; j < (r1 - r0) * H; ++j) {
@@ -325,9 +432,8 @@ void rnn_backward_loop(const Tensor& grad_hs, Tensor& dh, const Tensor& hs, cons
         else dz[j] = dht * (1 - h[j] * h[j]);
       }
     });
-    Tensor dh_rows = dh.narrow(0, 0, b);
-    at::mm_out(dh_rows, grad_z.narrow(0, off, b), w_hh);
-    if (mask.has_value()) dh_rows.mul_(mask->narrow(0, 0, b));
+    gemm<scalar_t>(b, H, H, dzp, H, w_hh, H, false, 0, dh, H);
+    apply_mask(dh, mask, b, H);
   }
 }
 
@@ -338,8 +444,14 @@ std::tuple<Tensor, Tensor> rnn_backward(Tensor grad_hs, Tensor grad_h_final, Ten
   check(grad_hs, "grad_hs", 2), check(hs, "hs", 2), check(w_hh, "w_hh", 2);
   Tensor dh = grad_h_final.contiguous().clone(), grad_z = at::empty_like(hs);
   AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "rnn_backward", [&] {
-    if (relu) rnn_backward_loop<scalar_t, true>(grad_hs, dh, hs, s, w_hh, mask, grad_z);
-    else rnn_backward_loop<scalar_t, false>(grad_hs, dh, hs, s, w_hh, mask, grad_z);
+    auto run = [&](auto relu_tag) {
+      rnn_backward_loop<scalar_t, decltype(relu_tag)::value>(cptr<scalar_t>(grad_hs), dh.data_ptr<scalar_t>(),
+                                                             cptr<scalar_t>(hs), s, cptr<scalar_t>(w_hh),
+                                                             ptr_or_null<scalar_t>(mask), grad_z.data_ptr<scalar_t>(),
+                                                             hs.size(1));
+    };
+    if (relu) run(std::true_type{});
+    else run(std::false_type{});
   });
   return {grad_z, dh};
 }
@@ -349,28 +461,24 @@ std::tuple<Tensor, Tensor> rnn_backward(Tensor grad_hs, Tensor grad_h_final, Ten
 // with (h_r, h_z, h_n) = h_rec W_hh^T + b_hh (torch.nn.GRU's form).
 
 template <typename scalar_t>
-void gru_forward_loop(Tensor& gates, const Steps& s, const Tensor& h0, const Tensor& w_hh,
-                      const c10::optional<Tensor>& b_hh, const c10::optional<Tensor>& mask, Tensor& hs,
-                      Tensor& hn_all) {
-  const int64_t H = h0.size(1), GH = 3 * H;
-  const Tensor w_hh_t = w_hh.t();
-  Tensor hp_buf = at::empty({s.B, GH}, gates.options());
+void gru_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, const scalar_t* w_hh, const scalar_t* b_hh,
+                      const scalar_t* mask, scalar_t* hs, scalar_t* hn_all, int64_t H, scalar_t* hp_buf,
+                      scalar_t* scratch) {
+  const int64_t GH = 3 * H;
   for (int64_t t = 0; t < s.T; ++t) {
     const int64_t b = s.size[t], off = s.offset[t];
-    const Tensor h_prev = previous(hs, h0, s, t);
-    Tensor hp = hp_buf.narrow(0, 0, b);
-    if (b_hh.has_value()) at::addmm_out(hp, *b_hh, masked(h_prev, mask), w_hh_t);
-    else at::mm_out(hp, masked(h_prev, mask), w_hh_t);
-    scalar_t* xp = gates.data_ptr<scalar_t>() + off * GH;
-    const scalar_t* hpp = hp.data_ptr<scalar_t>();
-    const scalar_t* h_oldp = h_prev.data_ptr<scalar_t>();
-    scalar_t* h_newp = hs.data_ptr<scalar_t>() + off * H;
-    scalar_t* hnp = hn_all.data_ptr<scalar_t>() + off * H;
+    const scalar_t* h_prev = s.previous(hs, h0, t, H);
+    for (int64_t r = 0; r < b; ++r)  // h_proj = b_hh + h_rec W_hh^T
+      for (int64_t j = 0; j < GH; ++j) hp_buf[r * GH + j] = b_hh != nullptr ? b_hh[j] : scalar_t(0);
+    gemm<scalar_t>(b, GH, H, recurrent_input(h_prev, mask, b, H, scratch), H, w_hh, H, true, 1, hp_buf, GH);
+    scalar_t* xp = gates + off * GH;
+    scalar_t* h_newp = hs + off * H;
+    scalar_t* hnp = hn_all + off * H;
     for_rows(b, GH, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         scalar_t* __restrict__ x = xp + r * GH;
-        const scalar_t* __restrict__ rec = hpp + r * GH;
-        const scalar_t* __restrict__ h_old = h_oldp + r * H;
+        const scalar_t* __restrict__ rec = hp_buf + r * GH;
+        const scalar_t* __restrict__ h_old = h_prev + r * H;
         scalar_t* __restrict__ h_new = h_newp + r * H;
         scalar_t* __restrict__ hn = hnp + r * H;
 #pragma omp simd
@@ -394,33 +502,36 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(Tensor gates, at::IntArrayRef bat
   check(gates, "gates", 2), check(h0, "h0", 2), check(w_hh, "w_hh", 2);
   const int64_t H = h0.size(1);
   Tensor hs = at::empty({s.N, H}, gates.options()), hn = at::empty({s.N, H}, gates.options());
-  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_forward",
-                             [&] { gru_forward_loop<scalar_t>(gates, s, h0, w_hh, b_hh, mask, hs, hn); });
+  Tensor hp_buf = at::empty({s.B, 3 * H}, gates.options());
+  Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_forward", [&] {
+    gru_forward_loop<scalar_t>(gates.data_ptr<scalar_t>(), s, cptr<scalar_t>(h0), cptr<scalar_t>(w_hh),
+                               ptr_or_null<scalar_t>(b_hh), ptr_or_null<scalar_t>(mask), hs.data_ptr<scalar_t>(),
+                               hn.data_ptr<scalar_t>(), H, hp_buf.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
+  });
   return {hs, hn, final_rows(hs, s)};
 }
 
 template <typename scalar_t>
-void gru_backward_loop(const Tensor& grad_hs, Tensor& dh, const Tensor& gates, const Tensor& hs, const Tensor& hn,
-                       const Tensor& h0, const Steps& s, const Tensor& w_hh, const c10::optional<Tensor>& mask,
-                       Tensor& grad_x, Tensor& grad_hp) {
-  const int64_t H = h0.size(1), GH = 3 * H;
+void gru_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t* gates, const scalar_t* hs,
+                       const scalar_t* hn, const scalar_t* h0, const Steps& s, const scalar_t* w_hh,
+                       const scalar_t* mask, scalar_t* grad_x, scalar_t* grad_hp, int64_t H, scalar_t* scratch) {
+  const int64_t GH = 3 * H;
   for (int64_t t = s.T - 1; t >= 0; --t) {
     const int64_t b = s.size[t], off = s.offset[t];
-    const Tensor h_prev = previous(hs, h0, s, t);
-    const scalar_t* ap = gates.data_ptr<scalar_t>() + off * GH;
-    const scalar_t* h_oldp = h_prev.data_ptr<scalar_t>();
-    const scalar_t* hnp = hn.data_ptr<scalar_t>() + off * H;
-    const scalar_t* gop = grad_hs.data_ptr<scalar_t>() + off * H;
-    scalar_t* dhp = dh.data_ptr<scalar_t>();
-    scalar_t* dxp = grad_x.data_ptr<scalar_t>() + off * GH;
-    scalar_t* dhpp = grad_hp.data_ptr<scalar_t>() + off * GH;
+    const scalar_t* h_prev = s.previous(hs, h0, t, H);
+    const scalar_t* ap = gates + off * GH;
+    const scalar_t* hnp = hn + off * H;
+    const scalar_t* gop = grad_hs + off * H;
+    scalar_t* dxp = grad_x + off * GH;
+    scalar_t* dhpp = grad_hp + off * GH;
     for_rows(b, GH, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const scalar_t* __restrict__ a = ap + r * GH;
-        const scalar_t* __restrict__ h_old = h_oldp + r * H;
+        const scalar_t* __restrict__ h_old = h_prev + r * H;
         const scalar_t* __restrict__ h_n = hnp + r * H;
         const scalar_t* __restrict__ g_out = gop + r * H;
-        scalar_t* __restrict__ dh_r = dhp + r * H;
+        scalar_t* __restrict__ dh_r = dh + r * H;
         scalar_t* __restrict__ dx = dxp + r * GH;
         scalar_t* __restrict__ dhproj = dhpp + r * GH;
 #pragma omp simd
@@ -436,10 +547,12 @@ void gru_backward_loop(const Tensor& grad_hs, Tensor& dh, const Tensor& gates, c
         }
       }
     });
-    Tensor dh_rows = dh.narrow(0, 0, b);
-    const Tensor through = grad_hp.narrow(0, off, b);
-    if (mask.has_value()) dh_rows.add_(at::mm(through, w_hh).mul_(mask->narrow(0, 0, b)));
-    else dh_rows.addmm_(through, w_hh);
+    if (mask == nullptr) {
+      gemm<scalar_t>(b, H, GH, dhpp, GH, w_hh, H, false, 1, dh, H);
+    } else {
+      gemm<scalar_t>(b, H, GH, dhpp, GH, w_hh, H, false, 0, scratch, H);
+      for (int64_t i = 0; i < b * H; ++i) dh[i] += scratch[i] * mask[i];
+    }
   }
 }
 
@@ -449,10 +562,15 @@ std::tuple<Tensor, Tensor, Tensor> gru_backward(Tensor grad_hs, Tensor grad_h_fi
                                                 c10::optional<Tensor> mask) {
   const Steps s(batch_sizes);
   check(grad_hs, "grad_hs", 2), check(gates, "gates", 2), check(hs, "hs", 2), check(hn, "hn", 2);
+  const int64_t H = h0.size(1);
   Tensor dh = grad_h_final.contiguous().clone();
   Tensor grad_x = at::empty_like(gates), grad_hp = at::empty_like(gates);
+  Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
-    gru_backward_loop<scalar_t>(grad_hs, dh, gates, hs, hn, h0, s, w_hh, mask, grad_x, grad_hp);
+    gru_backward_loop<scalar_t>(cptr<scalar_t>(grad_hs), dh.data_ptr<scalar_t>(), cptr<scalar_t>(gates),
+                                cptr<scalar_t>(hs), cptr<scalar_t>(hn), cptr<scalar_t>(h0), s, cptr<scalar_t>(w_hh),
+                                ptr_or_null<scalar_t>(mask), grad_x.data_ptr<scalar_t>(),
+                                grad_hp.data_ptr<scalar_t>(), H, scratch.data_ptr<scalar_t>());
   });
   return {grad_x, grad_hp, dh};
 }
@@ -461,25 +579,23 @@ std::tuple<Tensor, Tensor, Tensor> gru_backward(Tensor grad_hs, Tensor grad_h_fi
 // r, z = σ(x_rz + h_rec W_rz^T), n = tanh(x_n + (r h_rec) W_n^T), h' = (1 - z) n + z h (Cho et al. 2014).
 
 template <typename scalar_t>
-void gru_v1_forward_loop(Tensor& gates, const Steps& s, const Tensor& h0, const Tensor& w_hh,
-                         const c10::optional<Tensor>& mask, Tensor& hs, Tensor& reset_h) {
-  const int64_t H = h0.size(1), GH = 3 * H;
-  const Tensor w_rz_t = w_hh.narrow(0, 0, 2 * H).t(), w_n_t = w_hh.narrow(0, 2 * H, H).t();
-  Tensor rz_buf = at::empty({s.B, 2 * H}, gates.options()), n_buf = at::empty({s.B, H}, gates.options());
+void gru_v1_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, const scalar_t* w_hh,
+                         const scalar_t* mask, scalar_t* hs, scalar_t* reset_h, int64_t H, scalar_t* rz_buf,
+                         scalar_t* n_buf, scalar_t* scratch) {
+  const int64_t GH = 3 * H;
+  const scalar_t* w_n = w_hh + 2 * H * H;  // rows 2H..3H of W_hh
   for (int64_t t = 0; t < s.T; ++t) {
     const int64_t b = s.size[t], off = s.offset[t];
-    const Tensor h_prev = previous(hs, h0, s, t), h_rec = masked(h_prev, mask).contiguous();
-    Tensor rz = rz_buf.narrow(0, 0, b), nn = n_buf.narrow(0, 0, b), rh = reset_h.narrow(0, off, b);
-    at::mm_out(rz, h_rec, w_rz_t);
-    scalar_t* xp = gates.data_ptr<scalar_t>() + off * GH;
-    const scalar_t* rzp = rz.data_ptr<scalar_t>();
-    const scalar_t* hrp = h_rec.data_ptr<scalar_t>();
-    scalar_t* rhp = rh.data_ptr<scalar_t>();
+    const scalar_t* h_prev = s.previous(hs, h0, t, H);
+    const scalar_t* h_rec = recurrent_input(h_prev, mask, b, H, scratch);
+    gemm<scalar_t>(b, 2 * H, H, h_rec, H, w_hh, H, true, 0, rz_buf, 2 * H);
+    scalar_t* xp = gates + off * GH;
+    scalar_t* rhp = reset_h + off * H;
     for_rows(b, GH, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         scalar_t* __restrict__ x = xp + r * GH;
-        const scalar_t* __restrict__ rec = rzp + r * 2 * H;
-        const scalar_t* __restrict__ hr = hrp + r * H;
+        const scalar_t* __restrict__ rec = rz_buf + r * 2 * H;
+        const scalar_t* __restrict__ hr = h_rec + r * H;
         scalar_t* __restrict__ reset = rhp + r * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
@@ -489,15 +605,13 @@ void gru_v1_forward_loop(Tensor& gates, const Steps& s, const Tensor& h0, const 
         }
       }
     });
-    at::mm_out(nn, rh, w_n_t);
-    const scalar_t* np = nn.data_ptr<scalar_t>();
-    const scalar_t* h_oldp = h_prev.data_ptr<scalar_t>();
-    scalar_t* h_newp = hs.data_ptr<scalar_t>() + off * H;
+    gemm<scalar_t>(b, H, H, rhp, H, w_n, H, true, 0, n_buf, H);
+    scalar_t* h_newp = hs + off * H;
     for_rows(b, GH, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         scalar_t* __restrict__ x = xp + r * GH;
-        const scalar_t* __restrict__ rec = np + r * H;
-        const scalar_t* __restrict__ h_old = h_oldp + r * H;
+        const scalar_t* __restrict__ rec = n_buf + r * H;
+        const scalar_t* __restrict__ h_old = h_prev + r * H;
         scalar_t* __restrict__ h_new = h_newp + r * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
@@ -517,50 +631,51 @@ std::tuple<Tensor, Tensor, Tensor> gru_v1_forward(Tensor gates, at::IntArrayRef 
   check(gates, "gates", 2), check(h0, "h0", 2), check(w_hh, "w_hh", 2);
   const int64_t H = h0.size(1);
   Tensor hs = at::empty({s.N, H}, gates.options()), reset_h = at::empty({s.N, H}, gates.options());
-  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_v1_forward",
-                             [&] { gru_v1_forward_loop<scalar_t>(gates, s, h0, w_hh, mask, hs, reset_h); });
+  Tensor rz = at::empty({s.B, 2 * H}, gates.options()), n = at::empty({s.B, H}, gates.options());
+  Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_v1_forward", [&] {
+    gru_v1_forward_loop<scalar_t>(gates.data_ptr<scalar_t>(), s, cptr<scalar_t>(h0), cptr<scalar_t>(w_hh),
+                                  ptr_or_null<scalar_t>(mask), hs.data_ptr<scalar_t>(), reset_h.data_ptr<scalar_t>(),
+                                  H, rz.data_ptr<scalar_t>(), n.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
+  });
   return {hs, reset_h, final_rows(hs, s)};
 }
 
 template <typename scalar_t>
-void gru_v1_backward_loop(const Tensor& grad_hs, Tensor& dh, const Tensor& gates, const Tensor& hs, const Tensor& h0,
-                          const Steps& s, const Tensor& w_hh, const c10::optional<Tensor>& mask, Tensor& grad_x) {
-  const int64_t H = h0.size(1), GH = 3 * H;
-  const Tensor w_rz = w_hh.narrow(0, 0, 2 * H), w_n = w_hh.narrow(0, 2 * H, H);
-  Tensor d_reset_buf = at::empty({s.B, H}, gates.options());
+void gru_v1_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t* gates, const scalar_t* hs,
+                          const scalar_t* h0, const Steps& s, const scalar_t* w_hh, const scalar_t* mask,
+                          scalar_t* grad_x, int64_t H, scalar_t* d_reset, scalar_t* scratch) {
+  const int64_t GH = 3 * H;
+  const scalar_t* w_n = w_hh + 2 * H * H;
   for (int64_t t = s.T - 1; t >= 0; --t) {
     const int64_t b = s.size[t], off = s.offset[t];
-    const Tensor h_prev = previous(hs, h0, s, t), h_rec = masked(h_prev, mask).contiguous();
-    const scalar_t* ap = gates.data_ptr<scalar_t>() + off * GH;
-    const scalar_t* h_oldp = h_prev.data_ptr<scalar_t>();
-    const scalar_t* gop = grad_hs.data_ptr<scalar_t>() + off * H;
-    scalar_t* dhp = dh.data_ptr<scalar_t>();
-    scalar_t* dxp = grad_x.data_ptr<scalar_t>() + off * GH;
+    const scalar_t* h_prev = s.previous(hs, h0, t, H);
+    const scalar_t* h_rec = recurrent_input(h_prev, mask, b, H, scratch);
+    const scalar_t* ap = gates + off * GH;
+    const scalar_t* gop = grad_hs + off * H;
+    scalar_t* dxp = grad_x + off * GH;
     for_rows(b, GH, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const scalar_t* __restrict__ a = ap + r * GH;
-        const scalar_t* __restrict__ h_old = h_oldp + r * H;
+        const scalar_t* __restrict__ h_old = h_prev + r * H;
         const scalar_t* __restrict__ g_out = gop + r * H;
-        scalar_t* __restrict__ dh_r = dhp + r * H;
+        scalar_t* __restrict__ dh_r = dh + r * H;
         scalar_t* __restrict__ dx = dxp + r * GH;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const scalar_t zg = a[H + j], n = a[2 * H + j], dht = dh_r[j] + g_out[j];
-          dx[2 * H + j] = dht * (1 - zg) * (1 - n * n);           // n = tanh(x_n + (r h_rec) W_n^T)
-          dx[H + j] = dht * (h_old[j] - n) * zg * (1 - zg);         // z = σ(.)
-          dh_r[j] = dht * zg;                                     // the direct path z h
+          dx[2 * H + j] = dht * (1 - zg) * (1 - n * n);   // n = tanh(x_n + (r h_rec) W_n^T)
+          dx[H + j] = dht * (h_old[j] - n) * zg * (1 - zg);  // z = σ(.)
+          dh_r[j] = dht * zg;                              // the direct path z h
         }
       }
     });
-    Tensor d_reset = d_reset_buf.narrow(0, 0, b);
-    at::mm_out(d_reset, grad_x.narrow(0, off, b).narrow(1, 2 * H, H), w_n);  // dL/d(r h_rec)
-    scalar_t* drp = d_reset.data_ptr<scalar_t>();
-    const scalar_t* hrp = h_rec.data_ptr<scalar_t>();
+    gemm<scalar_t>(b, H, H, dxp + 2 * H, GH, w_n, H, false, 0, d_reset, H);  // dL/d(r h_rec)
     for_rows(b, GH, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const scalar_t* __restrict__ a = ap + r * GH;
-        const scalar_t* __restrict__ hr = hrp + r * H;
-        scalar_t* __restrict__ d_rh = drp + r * H;
+        const scalar_t* __restrict__ hr = h_rec + r * H;
+        scalar_t* __restrict__ d_rh = d_reset + r * H;
         scalar_t* __restrict__ dx = dxp + r * GH;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
@@ -570,9 +685,9 @@ void gru_v1_backward_loop(const Tensor& grad_hs, Tensor& dh, const Tensor& gates
         }
       }
     });
-    d_reset.addmm_(grad_x.narrow(0, off, b).narrow(1, 0, 2 * H), w_rz);  // + through W_rz
-    if (mask.has_value()) d_reset.mul_(mask->narrow(0, 0, b));
-    dh.narrow(0, 0, b).add_(d_reset);
+    gemm<scalar_t>(b, H, 2 * H, dxp, GH, w_hh, H, false, 1, d_reset, H);  // + through W_rz
+    apply_mask(d_reset, mask, b, H);
+    for (int64_t i = 0; i < b * H; ++i) dh[i] += d_reset[i];
   }
 }
 
@@ -581,9 +696,16 @@ std::tuple<Tensor, Tensor> gru_v1_backward(Tensor grad_hs, Tensor grad_h_final, 
                                            at::IntArrayRef batch_sizes, Tensor w_hh, c10::optional<Tensor> mask) {
   const Steps s(batch_sizes);
   check(grad_hs, "grad_hs", 2), check(gates, "gates", 2), check(hs, "hs", 2);
+  const int64_t H = h0.size(1);
   Tensor dh = grad_h_final.contiguous().clone(), grad_x = at::empty_like(gates);
-  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_v1_backward",
-                             [&] { gru_v1_backward_loop<scalar_t>(grad_hs, dh, gates, hs, h0, s, w_hh, mask, grad_x); });
+  Tensor d_reset = at::empty({s.B, H}, gates.options());
+  Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_v1_backward", [&] {
+    gru_v1_backward_loop<scalar_t>(cptr<scalar_t>(grad_hs), dh.data_ptr<scalar_t>(), cptr<scalar_t>(gates),
+                                   cptr<scalar_t>(hs), cptr<scalar_t>(h0), s, cptr<scalar_t>(w_hh),
+                                   ptr_or_null<scalar_t>(mask), grad_x.data_ptr<scalar_t>(), H,
+                                   d_reset.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
+  });
   return {grad_x, dh};
 }
 
@@ -620,26 +742,28 @@ inline void normalise_backward(scalar_t* __restrict__ d, const scalar_t* __restr
 }
 
 template <typename scalar_t>
-void layernorm_forward_loop(Tensor& a_all, const Steps& s, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
-                            const Tensor& ln_g, const Tensor& ln_b, const Tensor& ln_cg, const Tensor& ln_cb,
-                            const c10::optional<Tensor>& mask, double eps, Tensor& hs, Tensor& cs, Tensor& gate_stats,
-                            Tensor& cell_stats) {
-  const int64_t H = h0.size(1), GH = 4 * H;
-  const Tensor w_hh_t = w_hh.t();
-  const scalar_t *gain = ln_g.data_ptr<scalar_t>(), *bias = ln_b.data_ptr<scalar_t>();
-  const scalar_t *cgain = ln_cg.data_ptr<scalar_t>(), *cbias = ln_cb.data_ptr<scalar_t>();
+struct LayerNormParams {
+  const scalar_t *gain, *bias, *cell_gain, *cell_bias;
+};
+
+template <typename scalar_t>
+void layernorm_forward_loop(scalar_t* a_all, const Steps& s, const scalar_t* h0, const scalar_t* c0,
+                            const scalar_t* w_hh, LayerNormParams<scalar_t> ln, const scalar_t* mask, double eps,
+                            scalar_t* hs, scalar_t* cs, scalar_t* gate_stats, scalar_t* cell_stats, int64_t H,
+                            scalar_t* scratch) {
+  const int64_t GH = 4 * H;
+  const scalar_t *gain = ln.gain, *bias = ln.bias, *cgain = ln.cell_gain, *cbias = ln.cell_bias;
   for (int64_t t = 0; t < s.T; ++t) {
     const int64_t b = s.size[t], off = s.offset[t];
-    Tensor a = a_all.narrow(0, off, b);
-    const Tensor h_prev = previous(hs, h0, s, t), c_prev = previous(cs, c0, s, t);
-    a.addmm_(masked(h_prev, mask), w_hh_t);
-    scalar_t* ap = a.data_ptr<scalar_t>();
-    const scalar_t* cp = c_prev.data_ptr<scalar_t>();
-    scalar_t* hp = hs.data_ptr<scalar_t>() + off * H;
-    scalar_t* cn = cs.data_ptr<scalar_t>() + off * H;
-    scalar_t* gsp = gate_stats.data_ptr<scalar_t>() + off * 4;
-    scalar_t* csp = cell_stats.data_ptr<scalar_t>() + off * 2;
-    for_rows(b, GH, [&](int64_t r0, int64_t r1) {
+    scalar_t* ap = a_all + off * GH;
+    const scalar_t* cp = s.previous(cs, c0, t, H);
+    gemm<scalar_t>(b, GH, H, recurrent_input(s.previous(hs, h0, t, H), mask, b, H, scratch), H, w_hh, H, true, 1, ap,
+                   GH);
+    scalar_t* hp = hs + off * H;
+    scalar_t* cn = cs + off * H;
+    scalar_t* gsp = gate_stats + off * 4;
+    scalar_t* csp = cell_stats + off * 2;
+    for_rows(b, 16 * GH, [&](int64_t r0, int64_t r1) {  // a layer-norm row: ~16x the work of an LSTM row
       for (int64_t r = r0; r < r1; ++r) {
         scalar_t* __restrict__ ar = ap + r * GH;
         const scalar_t* __restrict__ c_old = cp + r * H;
@@ -677,59 +801,60 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> layernorm_lstm_forwar
   const int64_t H = h0.size(1);
   Tensor hs = at::empty({s.N, H}, a.options()), cs = at::empty({s.N, H}, a.options());
   Tensor gate_stats = at::empty({s.N, 4}, a.options()), cell_stats = at::empty({s.N, 2}, a.options());
+  Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, a.options());
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "layernorm_lstm_forward", [&] {
-    layernorm_forward_loop<scalar_t>(a, s, h0, c0, w_hh, ln_gates_weight, ln_gates_bias, ln_cell_weight,
-                                     ln_cell_bias, mask, eps, hs, cs, gate_stats, cell_stats);
+    const LayerNormParams<scalar_t> ln{cptr<scalar_t>(ln_gates_weight), cptr<scalar_t>(ln_gates_bias),
+                                       cptr<scalar_t>(ln_cell_weight), cptr<scalar_t>(ln_cell_bias)};
+    layernorm_forward_loop<scalar_t>(a.data_ptr<scalar_t>(), s, cptr<scalar_t>(h0), cptr<scalar_t>(c0),
+                                     cptr<scalar_t>(w_hh), ln, ptr_or_null<scalar_t>(mask), eps,
+                                     hs.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(), gate_stats.data_ptr<scalar_t>(),
+                                     cell_stats.data_ptr<scalar_t>(), H, scratch.data_ptr<scalar_t>());
   });
   return {hs, cs, gate_stats, cell_stats, final_rows(hs, s), final_rows(cs, s)};
 }
 
+// sums: [γ (4H) | β (4H) | γ_c (H) | β_c (H)] of the layer-norm parameters' gradients, per thread.
 template <typename scalar_t>
-void layernorm_backward_loop(const Tensor& grad_hs, Tensor& dh, Tensor& dc, const Tensor& a_hat, const Tensor& cs,
-                             const Tensor& c0, const Tensor& gate_stats, const Tensor& cell_stats, const Steps& s,
-                             const Tensor& w_hh, const Tensor& ln_g, const Tensor& ln_b, const Tensor& ln_cg,
-                             const Tensor& ln_cb, const c10::optional<Tensor>& mask, Tensor& grad_z, Tensor& grad_a,
-                             Tensor& grad_y) {
-  const int64_t H = c0.size(1), GH = 4 * H;
-  const scalar_t *gain = ln_g.data_ptr<scalar_t>(), *bias = ln_b.data_ptr<scalar_t>();
-  const scalar_t *cgain = ln_cg.data_ptr<scalar_t>(), *cbias = ln_cb.data_ptr<scalar_t>();
+void layernorm_backward_loop(const scalar_t* grad_hs, scalar_t* dh, scalar_t* dc, const scalar_t* a_hat,
+                             const scalar_t* cs, const scalar_t* c0, const scalar_t* gate_stats,
+                             const scalar_t* cell_stats, const Steps& s, const scalar_t* w_hh,
+                             LayerNormParams<scalar_t> ln, const scalar_t* mask, scalar_t* grad_a, int64_t H,
+                             Partials<scalar_t>& sums) {
+  const int64_t GH = 4 * H;
+  const scalar_t *gain = ln.gain, *bias = ln.bias, *cgain = ln.cell_gain, *cbias = ln.cell_bias;
   for (int64_t t = s.T - 1; t >= 0; --t) {
     const int64_t b = s.size[t], off = s.offset[t];
-    const Tensor c_prev = previous(cs, c0, s, t);
-    const scalar_t* ap = a_hat.data_ptr<scalar_t>() + off * GH;
-    const scalar_t* cp = c_prev.data_ptr<scalar_t>();
-    const scalar_t* cnp = cs.data_ptr<scalar_t>() + off * H;
-    const scalar_t* gsp = gate_stats.data_ptr<scalar_t>() + off * 4;
-    const scalar_t* csp = cell_stats.data_ptr<scalar_t>() + off * 2;
-    const scalar_t* gop = grad_hs.data_ptr<scalar_t>() + off * H;
-    const scalar_t* dhp = dh.data_ptr<scalar_t>();
-    scalar_t* dcp = dc.data_ptr<scalar_t>();
-    scalar_t* dzp = grad_z.data_ptr<scalar_t>() + off * GH;
-    scalar_t* dap = grad_a.data_ptr<scalar_t>() + off * GH;
-    scalar_t* dyp = grad_y.data_ptr<scalar_t>() + off * H;
-    for_rows(b, GH, [&](int64_t r0, int64_t r1) {
-      std::vector<scalar_t> c_hat_buf(H), d_chat_buf(H);
+    const scalar_t* ap = a_hat + off * GH;
+    const scalar_t* cp = s.previous(cs, c0, t, H);
+    const scalar_t* cnp = cs + off * H;
+    const scalar_t* gsp = gate_stats + off * 4;
+    const scalar_t* csp = cell_stats + off * 2;
+    const scalar_t* gop = grad_hs + off * H;
+    scalar_t* dap = grad_a + off * GH;
+    for_rows(b, 16 * GH, [&](int64_t r0, int64_t r1) {  // a layer-norm row: ~16x the work of an LSTM row
+      std::vector<scalar_t> row_buf(GH + 2 * H);  // dz (4H), ĉ (H), dĉ (H) of one row
+      scalar_t* __restrict__ dz = row_buf.data();
+      scalar_t* __restrict__ c_hat = dz + GH;
+      scalar_t* __restrict__ d_chat = c_hat + H;
+      scalar_t* __restrict__ acc = sums.mine();
       for (int64_t r = r0; r < r1; ++r) {
         const scalar_t* __restrict__ ah = ap + r * GH;
         const scalar_t* __restrict__ c_old = cp + r * H;
         const scalar_t* __restrict__ c_now = cnp + r * H;
         const scalar_t* __restrict__ g_out = gop + r * H;
-        const scalar_t* __restrict__ dh_r = dhp + r * H;
-        scalar_t* __restrict__ dc_r = dcp + r * H;
-        scalar_t* __restrict__ dz = dzp + r * GH;
+        const scalar_t* __restrict__ dh_r = dh + r * H;
+        scalar_t* __restrict__ dc_r = dc + r * H;
         scalar_t* __restrict__ da = dap + r * GH;
-        scalar_t* __restrict__ dy = dyp + r * H;
-        scalar_t* __restrict__ c_hat = c_hat_buf.data();
-        scalar_t* __restrict__ d_chat = d_chat_buf.data();
         const scalar_t c_mean = csp[r * 2], c_inv = csp[r * 2 + 1];
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {  // h' = o tanh(y), y = γ_c ĉ + β_c
           c_hat[j] = (c_now[j] - c_mean) * c_inv;
           const scalar_t o = sigmoid(gain[3 * H + j] * ah[3 * H + j] + bias[3 * H + j]);
           const scalar_t ty = tanh_(cgain[j] * c_hat[j] + cbias[j]), dht = dh_r[j] + g_out[j];
+          const scalar_t dy = dht * o * (1 - ty * ty);
           dz[3 * H + j] = dht * ty * o * (1 - o);
-          dy[j] = dht * o * (1 - ty * ty);
-          d_chat[j] = dy[j] * cgain[j];
+          acc[2 * GH + j] += dy * c_hat[j], acc[2 * GH + H + j] += dy;  // γ_c, β_c
+          d_chat[j] = dy * cgain[j];
         }
         normalise_backward(d_chat, c_hat, H, c_inv);  // now dL/dc' through LN(c')
 #pragma omp simd
@@ -744,37 +869,46 @@ void layernorm_backward_loop(const Tensor& grad_hs, Tensor& dh, Tensor& dc, cons
           dc_r[j] = dct * f;
         }
 #pragma omp simd
-        for (int64_t j = 0; j < GH; ++j) da[j] = dz[j] * gain[j];  // z = γ â + β
+        for (int64_t j = 0; j < GH; ++j) {  // z = γ â + β
+          acc[j] += dz[j] * ah[j], acc[GH + j] += dz[j];
+          da[j] = dz[j] * gain[j];
+        }
         for (int64_t k = 0; k < 4; ++k) normalise_backward(da + k * H, ah + k * H, H, gsp[r * 4 + k]);
       }
     });
-    Tensor dh_rows = dh.narrow(0, 0, b);
-    at::mm_out(dh_rows, grad_a.narrow(0, off, b), w_hh);
-    if (mask.has_value()) dh_rows.mul_(mask->narrow(0, 0, b));
+    gemm<scalar_t>(b, H, GH, dap, GH, w_hh, H, false, 0, dh, H);
+    apply_mask(dh, mask, b, H);
   }
 }
 
-// Returns (grad_z (N, 4H) = dL/d(γ â + β), grad_a (N, 4H) = dL/da, grad_y (N, H) = dL/d(γ_c ĉ + β_c),
-//          grad_h0, grad_c0).
-std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> layernorm_lstm_backward(
+// Returns (grad_a (N, 4H) = dL/da, grad γ (4H), grad β (4H), grad γ_c (H), grad β_c (H), grad_h0, grad_c0).
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> layernorm_lstm_backward(
     Tensor grad_hs, Tensor grad_h_final, Tensor grad_c_final, Tensor a_hat, Tensor cs, Tensor c0, Tensor gate_stats,
     Tensor cell_stats, at::IntArrayRef batch_sizes, Tensor w_hh, Tensor ln_gates_weight, Tensor ln_gates_bias,
     Tensor ln_cell_weight, Tensor ln_cell_bias, c10::optional<Tensor> mask) {
   const Steps s(batch_sizes);
   check(grad_hs, "grad_hs", 2), check(a_hat, "a_hat", 2), check(cs, "cs", 2);
+  const int64_t H = c0.size(1);
   Tensor dh = grad_h_final.contiguous().clone(), dc = grad_c_final.contiguous().clone();
-  Tensor grad_z = at::empty_like(a_hat), grad_a = at::empty_like(a_hat), grad_y = at::empty_like(cs);
+  Tensor grad_a = at::empty_like(a_hat), totals;
   AT_DISPATCH_FLOATING_TYPES(a_hat.scalar_type(), "layernorm_lstm_backward", [&] {
-    layernorm_backward_loop<scalar_t>(grad_hs, dh, dc, a_hat, cs, c0, gate_stats, cell_stats, s, w_hh,
-                                      ln_gates_weight, ln_gates_bias, ln_cell_weight, ln_cell_bias, mask, grad_z,
-                                      grad_a, grad_y);
+    Partials<scalar_t> sums(10 * H);
+    const LayerNormParams<scalar_t> ln{cptr<scalar_t>(ln_gates_weight), cptr<scalar_t>(ln_gates_bias),
+                                       cptr<scalar_t>(ln_cell_weight), cptr<scalar_t>(ln_cell_bias)};
+    layernorm_backward_loop<scalar_t>(cptr<scalar_t>(grad_hs), dh.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>(),
+                                      cptr<scalar_t>(a_hat), cptr<scalar_t>(cs), cptr<scalar_t>(c0),
+                                      cptr<scalar_t>(gate_stats), cptr<scalar_t>(cell_stats), s, cptr<scalar_t>(w_hh),
+                                      ln, ptr_or_null<scalar_t>(mask), grad_a.data_ptr<scalar_t>(), H, sums);
+    totals = sums.total(a_hat.options());
   });
-  return {grad_z, grad_a, grad_y, dh, dc};
+  return {grad_a, totals.narrow(0, 0, 4 * H), totals.narrow(0, 4 * H, 4 * H), totals.narrow(0, 8 * H, H),
+          totals.narrow(0, 9 * H, H), dh, dc};
 }
 
 }  // namespace
 
 TORCH_LIBRARY(rnnkit_loops, m) {
+  m.def("direct_blas", &direct_blas);
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);
   m.def("rnn_forward", &rnn_forward);

@@ -115,6 +115,12 @@ def load_loops(verbose: bool = False) -> Any:
         return _state["ops"]
 
 
+def direct_blas() -> bool:
+    """Whether the loops call libtorch's BLAS directly (else ATen's addmm, a few microseconds more per step)."""
+    ops = load_loops()
+    return ops is not None and bool(ops.direct_blas())
+
+
 def loops_error() -> str | None:
     """Why the compiled loops are not available (None when they are, or were never tried)."""
     return _state["error"]
@@ -189,17 +195,11 @@ class LSTMKernel:
 
     def backward(self, ops, cell, grad_out, grad_final, saved, p, mask, sizes, state):
         gates, hs, cs = saved
-        grad_gates, grad_h0, grad_c0 = ops.lstm_backward(
+        grad_gates, grad_peephole, grad_h0, grad_c0 = ops.lstm_backward(
             grad_out, *grad_final, gates, cs, state[1], sizes, p.weight_hh, p.weight_peephole, mask,
             self.variants[type(cell)],
-        )  # fmt: skip
-        extra = {}
-        if p.weight_peephole is not None:  # i, f peep at c_{t-1}; o at c_t
-            grad_i, grad_f, _, grad_o = grad_gates.chunk(4, 1)
-            c_prev = previous_rows(state[1], cs, sizes)
-            extra["weight_peephole"] = torch.cat(
-                ((grad_i * c_prev).sum(0), (grad_f * c_prev).sum(0), (grad_o * cs).sum(0))
-            )
+        )  # fmt: skip  # the peephole gradient is summed over rows inside the loop
+        extra = {} if p.weight_peephole is None else {"weight_peephole": grad_peephole}
         return grad_gates, None, (grad_h0, grad_c0), extra
 
     def weight_hh_grad(self, grad_h_proj, saved, sizes, state, mask):
@@ -265,18 +265,12 @@ class LayerNormLSTMKernel:
 
     def backward(self, ops, cell, grad_out, grad_final, saved, p, mask, sizes, state):
         a_hat, hs, cs, gate_stats, cell_stats = saved
-        grad_z, grad_a, grad_y, grad_h0, grad_c0 = ops.layernorm_lstm_backward(
+        grad_a, *sums, grad_h0, grad_c0 = ops.layernorm_lstm_backward(
             grad_out, *grad_final, a_hat, cs, state[1], gate_stats, cell_stats, sizes, p.weight_hh,
             p.ln_gates_weight, p.ln_gates_bias, p.ln_cell_weight, p.ln_cell_bias, mask,
-        )  # fmt: skip
-        c_hat = (cs - cell_stats[:, :1]) * cell_stats[:, 1:]  # LN(c') without its gain and bias
-        extra = {
-            "ln_gates_weight": (grad_z * a_hat).sum(0),
-            "ln_gates_bias": grad_z.sum(0),
-            "ln_cell_weight": (grad_y * c_hat).sum(0),
-            "ln_cell_bias": grad_y.sum(0),
-        }
-        return grad_a, None, (grad_h0, grad_c0), extra
+        )  # fmt: skip  # the gains' and biases' gradients are summed over rows inside the loop
+        names = ("ln_gates_weight", "ln_gates_bias", "ln_cell_weight", "ln_cell_bias")
+        return grad_a, None, (grad_h0, grad_c0), dict(zip(names, sums))
 
     def weight_hh_grad(self, grad_h_proj, saved, sizes, state, mask):
         return grad_h_proj.t() @ _recurrent_inputs(state[0], saved[1], sizes, mask)
@@ -371,3 +365,18 @@ def run_compiled(
     mask = None if mask is None else mask.contiguous()
     out, *final = CompiledRecurrence.apply(ops, cell, batch_sizes, names, mask, x, len(state), *state, *params.values())
     return out, tuple(final)
+
+
+def step_compiled(
+    cell: Cell, x: Tensor, state: tuple[Tensor, ...], params: dict[str, Tensor], mask: Tensor | None = None
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One time step without autograd, for generation: x (B, I) -> (h (B, H), new state).
+
+    The input GEMM, then the compiled loop over a single step of B rows; the caller checks
+    ``compiled_blocker`` and runs under ``torch.no_grad()``.
+    """
+    p = Params(params)
+    x_proj = cell.input_projection(x, p).contiguous()
+    state = tuple(s.contiguous() for s in state)
+    out, final, _ = KERNELS[type(cell)].forward(load_loops(), cell, x_proj, [x.shape[0]], state, p, mask)
+    return out, final
