@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 import rnnkit
@@ -69,6 +70,7 @@ def test_bench_generate_reports_both_loops_per_batch(monkeypatch):
     rows = json.loads(result.stdout[result.stdout.index("[") :])
     assert [r["batch"] for r in rows] == [1, 4]
     assert all(r["bare_chars_per_s"] > 0 and r["decode_chars_per_s"] > 0 for r in rows)
+    assert all(r["step_speedup"] == pytest.approx(r["bare_chars_per_s"] / r["forward_chars_per_s"]) for r in rows)
 
 
 def test_bench_fit_times_fit_and_the_plain_loop_on_the_same_epoch(monkeypatch):

@@ -253,10 +253,13 @@ def bench_generate(
         typer.echo(json.dumps([asdict(r) for r in rows], indent=1))
         return
     table = Table(title="7-character quatrains with the shipped poetry model (top-k 50, top-p 0.95, penalty 1.1)")
-    for column in ("batch", "bare loop chars/s", "decoding chars/s", "decoding overhead"):
+    columns = ("batch", "bare loop chars/s", "decoding chars/s", "decoding overhead", "bare loop, steps as forward()",
+               "step speed-up")  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(str(r.batch), f"{r.bare_chars_per_s:,.0f}", f"{r.decode_chars_per_s:,.0f}", f"{r.overhead:.0%}")
+        table.add_row(str(r.batch), f"{r.bare_chars_per_s:,.0f}", f"{r.decode_chars_per_s:,.0f}", f"{r.overhead:.0%}",
+                      f"{r.forward_chars_per_s:,.0f}", f"{r.step_speedup:.2f}x")  # fmt: skip
     Console().print(table)
 
 

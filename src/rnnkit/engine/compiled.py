@@ -40,7 +40,7 @@ from ..cells.layernorm_lstm import EPS, LayerNormLSTM
 from ..cells.lstm import LSTM
 from ..cells.peephole import PeepholeLSTM
 from ..cells.rnn import RNN, ReLURNN
-from .fused import run_fused
+from .fused import parameter_grads, refuse_double_backward, run_fused
 
 SOURCE = Path(__file__).resolve().parent.parent / "csrc" / "loops.cpp"
 # compiler flags per CPU capability that torch detected (torch.backends.cpu.get_cpu_capability())
@@ -307,11 +307,7 @@ class CompiledRecurrence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: Tensor, *grad_final: Tensor):
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                "The compiled engine's backward is hand-written and gives first derivatives only; "
-                "create_graph=True (double backward) needs backend='reference'."
-            )
+        refuse_double_backward("compiled")
         cell, kernel, sizes, mask = ctx.cell, ctx.kernel, ctx.batch_sizes, ctx.mask
         x, *rest = ctx.saved_tensors
         state = tuple(rest[: ctx.num_state])
@@ -324,13 +320,8 @@ class CompiledRecurrence(torch.autograd.Function):
             ctx.ops, cell, grad_output.contiguous(), grad_final, saved, p, mask, sizes, state
         )
         grad_h_proj = grad_x_proj if grad_h_proj is None else grad_h_proj
-        grads = {
-            "weight_ih": grad_x_proj.t() @ x,
-            "weight_hh": kernel.weight_hh_grad(grad_h_proj, saved, sizes, state, mask),
-            "bias_ih": grad_x_proj.sum(0),
-            "bias_hh": grad_h_proj.sum(0),
-            **extra,
-        }
+        grad_weight_hh = kernel.weight_hh_grad(grad_h_proj, saved, sizes, state, mask)
+        grads = parameter_grads(grad_x_proj, grad_h_proj, x, grad_weight_hh, extra)
         grad_x = grad_x_proj @ p.weight_ih if ctx.needs_input_grad[5] else None
         return (None, None, None, None, None, grad_x, None, *grad_state, *(grads[name] for name in ctx.names))
 

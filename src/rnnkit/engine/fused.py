@@ -20,6 +20,29 @@ from ..cells.base import Cell, Params
 from .packing import run_steps
 
 
+def refuse_double_backward(engine: str) -> None:
+    """The hand-written backward passes give first derivatives only (no graph of the gradient)."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            f"The {engine} engine's backward is hand-written and gives first derivatives only; "
+            "create_graph=True (double backward) needs backend='reference'."
+        )
+
+
+def parameter_grads(grad_x_proj: Tensor, grad_h_proj: Tensor, x: Tensor, grad_weight_hh: Tensor, extra: dict) -> dict:
+    """Step 4: the weight and bias gradients as single GEMMs and sums over all N rows.
+
+    grad_x_proj, grad_h_proj (N, G*H): dL/d(x W_ih^T + b_ih) and dL/d(h W_hh^T + b_hh); x (N, I).
+    """
+    return {
+        "weight_ih": grad_x_proj.t() @ x,
+        "weight_hh": grad_weight_hh,
+        "bias_ih": grad_x_proj.sum(0),
+        "bias_hh": grad_h_proj.sum(0),
+        **extra,
+    }
+
+
 class FusedRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cell: Cell, batch_sizes: list[int], names: list[str], mask, x, num_state: int, *tensors):
@@ -34,11 +57,7 @@ class FusedRecurrence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: Tensor, *grad_final: Tensor):
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                "The fused engine's backward is hand-written and gives first derivatives only; "
-                "create_graph=True (double backward) needs backend='reference'."
-            )
+        refuse_double_backward("fused")
         cell, batch_sizes, mask, steps = ctx.cell, ctx.batch_sizes, ctx.mask, ctx.steps
         x, *param_tensors = ctx.saved_tensors
         params = dict(zip(ctx.names, param_tensors))
@@ -70,13 +89,7 @@ class FusedRecurrence(torch.autograd.Function):
 
         # The weight gradients: single GEMMs over all N rows, in forward (packed) order.
         grad_h_proj = grad_x_proj if grads_h_proj[0] is None else torch.cat(grads_h_proj[::-1])
-        grads = {
-            "weight_ih": grad_x_proj.t() @ x,
-            "weight_hh": cell.weight_hh_grad(grad_h_proj, steps),
-            "bias_ih": grad_x_proj.sum(0),
-            "bias_hh": grad_h_proj.sum(0),
-            **grads_extra,
-        }
+        grads = parameter_grads(grad_x_proj, grad_h_proj, x, cell.weight_hh_grad(grad_h_proj, steps), grads_extra)
         grad_x = grad_x_proj @ p.weight_ih if ctx.needs_input_grad[4] else None
         return (None, None, None, None, grad_x, None, *grad_state, *(grads[name] for name in ctx.names))
 
