@@ -201,6 +201,13 @@ const scalar_t* cptr(const Tensor& t) {
   return t.data_ptr<scalar_t>();
 }
 
+// The bias the pointwise loops add to each row's input projection (zeros for a cell without one).
+Tensor bias_or_zeros(const c10::optional<Tensor>& bias, int64_t width, const at::TensorOptions& options) {
+  if (!bias.has_value()) return at::zeros({width}, options);
+  TORCH_CHECK(bias->dim() == 1 && bias->size(0) == width, "rnnkit loops: bias must have shape (", width, ")");
+  return bias->contiguous();
+}
+
 // ================================================================================== LSTM family
 // variant 0: LSTM                gates i, f, g, o   c' = f c + i g           h' = o tanh(c')
 // variant 1: peephole LSTM       i, f see c; o sees c' (diagonal weights w_ci, w_cf, w_co)
@@ -208,9 +215,9 @@ const scalar_t* cptr(const Tensor& t) {
 enum LstmVariant : int64_t { kLstm = 0, kPeephole = 1, kCifg = 2 };
 
 template <typename scalar_t, int64_t V>
-void lstm_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, const scalar_t* c0, const scalar_t* w_hh,
-                       const scalar_t* peep, const scalar_t* mask, scalar_t* hs, scalar_t* cs, int64_t H,
-                       scalar_t* scratch) {
+void lstm_forward_loop(scalar_t* gates, const scalar_t* bias, const Steps& s, const scalar_t* h0, const scalar_t* c0,
+                       const scalar_t* w_hh, const scalar_t* peep, const scalar_t* mask, scalar_t* hs, scalar_t* cs,
+                       int64_t H, scalar_t* scratch) {
   const int64_t GH = ((V == kCifg) ? 3 : 4) * H;
   for (int64_t t = 0; t < s.T; ++t) {
     const int64_t b = s.size[t], off = s.offset[t];
@@ -229,7 +236,8 @@ void lstm_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, cons
         if constexpr (V == kCifg) {
 #pragma omp simd
           for (int64_t j = 0; j < H; ++j) {
-            const scalar_t f = sigmoid(zr[j]), g = tanh_(zr[H + j]), o = sigmoid(zr[2 * H + j]);
+            const scalar_t f = sigmoid(zr[j] + bias[j]), g = tanh_(zr[H + j] + bias[H + j]);
+            const scalar_t o = sigmoid(zr[2 * H + j] + bias[2 * H + j]);
             const scalar_t c = g + f * (c_old[j] - g);
             zr[j] = f, zr[H + j] = g, zr[2 * H + j] = o;
             c_new[j] = c;
@@ -238,9 +246,9 @@ void lstm_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, cons
         } else {
 #pragma omp simd
           for (int64_t j = 0; j < H; ++j) {
-            scalar_t zi = zr[j], zf = zr[H + j], zo = zr[3 * H + j];
+            scalar_t zi = zr[j] + bias[j], zf = zr[H + j] + bias[H + j], zo = zr[3 * H + j] + bias[3 * H + j];
             if constexpr (V == kPeephole) zi += peep[j] * c_old[j], zf += peep[H + j] * c_old[j];
-            const scalar_t i = sigmoid(zi), f = sigmoid(zf), g = tanh_(zr[2 * H + j]);
+            const scalar_t i = sigmoid(zi), f = sigmoid(zf), g = tanh_(zr[2 * H + j] + bias[2 * H + j]);
             const scalar_t c = f * c_old[j] + i * g;
             if constexpr (V == kPeephole) zo += peep[2 * H + j] * c;
             const scalar_t o = sigmoid(zo);
@@ -254,9 +262,10 @@ void lstm_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, cons
   }
 }
 
-// gates (N, GH): x_proj on entry, the gate activations on return (saved for backward).
-// Returns (hs (N, H), cs (N, H), h_final (B, H), c_final (B, H)).
-std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(Tensor gates, at::IntArrayRef batch_sizes, Tensor h0,
+// gates (N, GH): x W_ih^T on entry (the bias, b_ih + b_hh, is added in the loop: no (N, GH) broadcast), the gate
+// activations on return (saved for backward).  Returns (hs (N, H), cs (N, H), h_final (B, H), c_final (B, H)).
+std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(Tensor gates, c10::optional<Tensor> bias,
+                                                        at::IntArrayRef batch_sizes, Tensor h0,
                                                         Tensor c0, Tensor w_hh, c10::optional<Tensor> peephole,
                                                         c10::optional<Tensor> mask, int64_t variant) {
   const Steps s(batch_sizes);
@@ -265,10 +274,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(Tensor gates, at::IntArr
   const int64_t H = h0.size(1);
   Tensor hs = at::empty({s.N, H}, gates.options()), cs = at::empty({s.N, H}, gates.options());
   Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
+  const Tensor b = bias_or_zeros(bias, gates.size(1), gates.options());
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
     auto run = [&](auto variant_tag) {
       constexpr int64_t V = decltype(variant_tag)::value;
-      lstm_forward_loop<scalar_t, V>(gates.data_ptr<scalar_t>(), s, cptr<scalar_t>(h0), cptr<scalar_t>(c0),
+      lstm_forward_loop<scalar_t, V>(gates.data_ptr<scalar_t>(), cptr<scalar_t>(b), s, cptr<scalar_t>(h0),
+                                     cptr<scalar_t>(c0),
                                      cptr<scalar_t>(w_hh), ptr_or_null<scalar_t>(peephole),
                                      ptr_or_null<scalar_t>(mask), hs.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(),
                                      H, scratch.data_ptr<scalar_t>());
@@ -372,7 +383,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_backward(Tensor grad_hs, Tensor 
 // h' = act(x_proj + h_rec W_hh^T), act tanh or ReLU.  Backward reads act' from h' alone.
 
 template <typename scalar_t, bool Relu>
-void rnn_forward_loop(scalar_t* z_all, const Steps& s, const scalar_t* h0, const scalar_t* w_hh,
+void rnn_forward_loop(scalar_t* z_all, const scalar_t* bias, const Steps& s, const scalar_t* h0, const scalar_t* w_hh,
                       const scalar_t* mask, scalar_t* hs, int64_t H, scalar_t* scratch) {
   for (int64_t t = 0; t < s.T; ++t) {
     const int64_t b = s.size[t], off = s.offset[t];
@@ -381,28 +392,33 @@ void rnn_forward_loop(scalar_t* z_all, const Steps& s, const scalar_t* h0, const
                    H);
     scalar_t* hp = hs + off * H;
     for_rows(b, H, [&](int64_t r0, int64_t r1) {
-      const scalar_t* __restrict__ zr = zp + r0 * H;
-      scalar_t* __restrict__ h = hp + r0 * H;
+      for (int64_t r = r0; r < r1; ++r) {
+        const scalar_t* __restrict__ zr = zp + r * H;
+        scalar_t* __restrict__ h = hp + r * H;
 #pragma omp simd
-      for (int64_t j = 0; j < (r1 - r0) * H; ++j) {
-        if constexpr (Relu) h[j] = zr[j] > 0 ? zr[j] : scalar_t(0);
-        else h[j] = tanh_(zr[j]);
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t z = zr[j] + bias[j];
+          if constexpr (Relu) h[j] = z > 0 ? z : scalar_t(0);
+          else h[j] = tanh_(z);
+        }
       }
     });
   }
 }
 
 // z_all (N, H): x_proj, used as scratch.  Returns (hs (N, H), h_final (B, H)).
-std::tuple<Tensor, Tensor> rnn_forward(Tensor z_all, at::IntArrayRef batch_sizes, Tensor h0, Tensor w_hh,
-                                       c10::optional<Tensor> mask, bool relu) {
+std::tuple<Tensor, Tensor> rnn_forward(Tensor z_all, c10::optional<Tensor> bias, at::IntArrayRef batch_sizes, Tensor h0,
+                                       Tensor w_hh, c10::optional<Tensor> mask, bool relu) {
   const Steps s(batch_sizes);
   check(z_all, "x_proj", 2), check(h0, "h0", 2), check(w_hh, "w_hh", 2);
   const int64_t H = h0.size(1);
   Tensor hs = at::empty({s.N, H}, z_all.options());
   Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, z_all.options());
+  const Tensor b = bias_or_zeros(bias, H, z_all.options());
   AT_DISPATCH_FLOATING_TYPES(z_all.scalar_type(), "rnn_forward", [&] {
     auto run = [&](auto relu_tag) {
-      rnn_forward_loop<scalar_t, decltype(relu_tag)::value>(z_all.data_ptr<scalar_t>(), s, cptr<scalar_t>(h0),
+      rnn_forward_loop<scalar_t, decltype(relu_tag)::value>(z_all.data_ptr<scalar_t>(), cptr<scalar_t>(b), s,
+                                                            cptr<scalar_t>(h0),
                                                             cptr<scalar_t>(w_hh), ptr_or_null<scalar_t>(mask),
                                                             hs.data_ptr<scalar_t>(), H, scratch.data_ptr<scalar_t>());
     };
@@ -461,7 +477,8 @@ std::tuple<Tensor, Tensor> rnn_backward(Tensor grad_hs, Tensor grad_h_final, Ten
 // with (h_r, h_z, h_n) = h_rec W_hh^T + b_hh (torch.nn.GRU's form).
 
 template <typename scalar_t>
-void gru_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, const scalar_t* w_hh, const scalar_t* b_hh,
+void gru_forward_loop(scalar_t* gates, const scalar_t* b_ih, const Steps& s, const scalar_t* h0, const scalar_t* w_hh,
+                      const scalar_t* b_hh,
                       const scalar_t* mask, scalar_t* hs, scalar_t* hn_all, int64_t H, scalar_t* hp_buf,
                       scalar_t* scratch) {
   const int64_t GH = 3 * H;
@@ -483,8 +500,8 @@ void gru_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, const
         scalar_t* __restrict__ hn = hnp + r * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          const scalar_t rg = sigmoid(x[j] + rec[j]), zg = sigmoid(x[H + j] + rec[H + j]);
-          const scalar_t n = tanh_(x[2 * H + j] + rg * rec[2 * H + j]);
+          const scalar_t rg = sigmoid(x[j] + b_ih[j] + rec[j]), zg = sigmoid(x[H + j] + b_ih[H + j] + rec[H + j]);
+          const scalar_t n = tanh_(x[2 * H + j] + b_ih[2 * H + j] + rg * rec[2 * H + j]);
           x[j] = rg, x[H + j] = zg, x[2 * H + j] = n;
           hn[j] = rec[2 * H + j];
           h_new[j] = (1 - zg) * n + zg * h_old[j];
@@ -494,18 +511,21 @@ void gru_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, const
   }
 }
 
-// gates (N, 3H): x_proj (with b_ih only) on entry, the activations r, z, n on return.
+// gates (N, 3H): x W_ih^T on entry (b_ih added in the loop), the activations r, z, n on return.
 // Returns (hs (N, H), hn (N, H) = W_hn h_rec + b_hn, h_final (B, H)).
-std::tuple<Tensor, Tensor, Tensor> gru_forward(Tensor gates, at::IntArrayRef batch_sizes, Tensor h0, Tensor w_hh,
-                                               c10::optional<Tensor> b_hh, c10::optional<Tensor> mask) {
+std::tuple<Tensor, Tensor, Tensor> gru_forward(Tensor gates, c10::optional<Tensor> b_ih, at::IntArrayRef batch_sizes,
+                                               Tensor h0, Tensor w_hh, c10::optional<Tensor> b_hh,
+                                               c10::optional<Tensor> mask) {
   const Steps s(batch_sizes);
   check(gates, "gates", 2), check(h0, "h0", 2), check(w_hh, "w_hh", 2);
   const int64_t H = h0.size(1);
   Tensor hs = at::empty({s.N, H}, gates.options()), hn = at::empty({s.N, H}, gates.options());
   Tensor hp_buf = at::empty({s.B, 3 * H}, gates.options());
   Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
+  const Tensor b = bias_or_zeros(b_ih, 3 * H, gates.options());
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_forward", [&] {
-    gru_forward_loop<scalar_t>(gates.data_ptr<scalar_t>(), s, cptr<scalar_t>(h0), cptr<scalar_t>(w_hh),
+    gru_forward_loop<scalar_t>(gates.data_ptr<scalar_t>(), cptr<scalar_t>(b), s, cptr<scalar_t>(h0),
+                               cptr<scalar_t>(w_hh),
                                ptr_or_null<scalar_t>(b_hh), ptr_or_null<scalar_t>(mask), hs.data_ptr<scalar_t>(),
                                hn.data_ptr<scalar_t>(), H, hp_buf.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
   });
@@ -579,7 +599,7 @@ std::tuple<Tensor, Tensor, Tensor> gru_backward(Tensor grad_hs, Tensor grad_h_fi
 // r, z = σ(x_rz + h_rec W_rz^T), n = tanh(x_n + (r h_rec) W_n^T), h' = (1 - z) n + z h (Cho et al. 2014).
 
 template <typename scalar_t>
-void gru_v1_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, const scalar_t* w_hh,
+void gru_v1_forward_loop(scalar_t* gates, const scalar_t* bias, const Steps& s, const scalar_t* h0, const scalar_t* w_hh,
                          const scalar_t* mask, scalar_t* hs, scalar_t* reset_h, int64_t H, scalar_t* rz_buf,
                          scalar_t* n_buf, scalar_t* scratch) {
   const int64_t GH = 3 * H;
@@ -599,7 +619,7 @@ void gru_v1_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, co
         scalar_t* __restrict__ reset = rhp + r * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          const scalar_t rg = sigmoid(x[j] + rec[j]), zg = sigmoid(x[H + j] + rec[H + j]);
+          const scalar_t rg = sigmoid(x[j] + bias[j] + rec[j]), zg = sigmoid(x[H + j] + bias[H + j] + rec[H + j]);
           x[j] = rg, x[H + j] = zg;
           reset[j] = rg * hr[j];
         }
@@ -615,7 +635,7 @@ void gru_v1_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, co
         scalar_t* __restrict__ h_new = h_newp + r * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          const scalar_t n = tanh_(x[2 * H + j] + rec[j]), zg = x[H + j];
+          const scalar_t n = tanh_(x[2 * H + j] + bias[2 * H + j] + rec[j]), zg = x[H + j];
           x[2 * H + j] = n;
           h_new[j] = (1 - zg) * n + zg * h_old[j];
         }
@@ -625,7 +645,8 @@ void gru_v1_forward_loop(scalar_t* gates, const Steps& s, const scalar_t* h0, co
 }
 
 // Returns (hs (N, H), reset_h (N, H) = r h_rec, h_final (B, H)); gates becomes r, z, n.
-std::tuple<Tensor, Tensor, Tensor> gru_v1_forward(Tensor gates, at::IntArrayRef batch_sizes, Tensor h0, Tensor w_hh,
+std::tuple<Tensor, Tensor, Tensor> gru_v1_forward(Tensor gates, c10::optional<Tensor> bias,
+                                                  at::IntArrayRef batch_sizes, Tensor h0, Tensor w_hh,
                                                   c10::optional<Tensor> mask) {
   const Steps s(batch_sizes);
   check(gates, "gates", 2), check(h0, "h0", 2), check(w_hh, "w_hh", 2);
@@ -633,8 +654,10 @@ std::tuple<Tensor, Tensor, Tensor> gru_v1_forward(Tensor gates, at::IntArrayRef 
   Tensor hs = at::empty({s.N, H}, gates.options()), reset_h = at::empty({s.N, H}, gates.options());
   Tensor rz = at::empty({s.B, 2 * H}, gates.options()), n = at::empty({s.B, H}, gates.options());
   Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
+  const Tensor b = bias_or_zeros(bias, 3 * H, gates.options());
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_v1_forward", [&] {
-    gru_v1_forward_loop<scalar_t>(gates.data_ptr<scalar_t>(), s, cptr<scalar_t>(h0), cptr<scalar_t>(w_hh),
+    gru_v1_forward_loop<scalar_t>(gates.data_ptr<scalar_t>(), cptr<scalar_t>(b), s, cptr<scalar_t>(h0),
+                                  cptr<scalar_t>(w_hh),
                                   ptr_or_null<scalar_t>(mask), hs.data_ptr<scalar_t>(), reset_h.data_ptr<scalar_t>(),
                                   H, rz.data_ptr<scalar_t>(), n.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
   });

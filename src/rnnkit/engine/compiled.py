@@ -170,6 +170,18 @@ def mask_rows(mask: Tensor | None, sizes: list[int]) -> Tensor | None:
     return torch.cat([mask[:b] for b in sizes])
 
 
+def recurrent_weight_grad(grad: Tensor, h0: Tensor, hs: Tensor, sizes: list[int], mask: Tensor | None) -> Tensor:
+    """dL/dW for a weight applied to h_rec: ``grad^T @ h_rec`` over all N rows, (G*H, N) @ (N, H).
+
+    With full batches and no dropout mask, h_rec is h0 and then hs shifted by one step, so two GEMMs
+    on views do it without copying h_rec into an (N, H) matrix.
+    """
+    B = sizes[0]
+    if mask is not None or not _equal(sizes):
+        return grad.t() @ _recurrent_inputs(h0, hs, sizes, mask)
+    return torch.addmm(grad[:B].t() @ h0, grad[B:].t(), hs[: hs.shape[0] - B])
+
+
 def _recurrent_inputs(h0: Tensor, hs: Tensor, sizes: list[int], mask: Tensor | None) -> Tensor:
     """(N, H): h_rec of every row, the input of W_hh: the previous hidden state times its dropout mask."""
     h_prev = previous_rows(h0, hs, sizes)
@@ -186,10 +198,10 @@ def _recurrent_inputs(h0: Tensor, hs: Tensor, sizes: list[int], mask: Tensor | N
 class LSTMKernel:
     variants = {LSTM: 0, PeepholeLSTM: 1, CIFGLSTM: 2}
 
-    def forward(self, ops, cell: Cell, x_proj: Tensor, sizes: list[int], state, p: Params, mask):
+    def forward(self, ops, cell: Cell, x_proj: Tensor, bias, sizes: list[int], state, p: Params, mask):
         h0, c0 = state
         hs, cs, h_final, c_final = ops.lstm_forward(
-            x_proj, sizes, h0, c0, p.weight_hh, p.weight_peephole, mask, self.variants[type(cell)]
+            x_proj, bias, sizes, h0, c0, p.weight_hh, p.weight_peephole, mask, self.variants[type(cell)]
         )  # x_proj now holds the gate activations
         return hs, (h_final, c_final), (x_proj, hs, cs)
 
@@ -203,12 +215,12 @@ class LSTMKernel:
         return grad_gates, None, (grad_h0, grad_c0), extra
 
     def weight_hh_grad(self, grad_h_proj, saved, sizes, state, mask):
-        return grad_h_proj.t() @ _recurrent_inputs(state[0], saved[1], sizes, mask)
+        return recurrent_weight_grad(grad_h_proj, state[0], saved[1], sizes, mask)
 
 
 class RNNKernel:
-    def forward(self, ops, cell, x_proj, sizes, state, p, mask):
-        hs, h_final = ops.rnn_forward(x_proj, sizes, state[0], p.weight_hh, mask, cell.activation_name == "relu")
+    def forward(self, ops, cell, x_proj, bias, sizes, state, p, mask):
+        hs, h_final = ops.rnn_forward(x_proj, bias, sizes, state[0], p.weight_hh, mask, cell.activation_name == "relu")
         return hs, (h_final,), (hs,)
 
     def backward(self, ops, cell, grad_out, grad_final, saved, p, mask, sizes, state):
@@ -217,12 +229,12 @@ class RNNKernel:
         return grad_z, None, (grad_h0,), {}
 
     def weight_hh_grad(self, grad_h_proj, saved, sizes, state, mask):
-        return grad_h_proj.t() @ _recurrent_inputs(state[0], saved[0], sizes, mask)
+        return recurrent_weight_grad(grad_h_proj, state[0], saved[0], sizes, mask)
 
 
 class GRUKernel:
-    def forward(self, ops, cell, x_proj, sizes, state, p, mask):
-        hs, h_n, h_final = ops.gru_forward(x_proj, sizes, state[0], p.weight_hh, p.bias_hh, mask)
+    def forward(self, ops, cell, x_proj, bias, sizes, state, p, mask):
+        hs, h_n, h_final = ops.gru_forward(x_proj, bias, sizes, state[0], p.weight_hh, p.bias_hh, mask)
         return hs, (h_final,), (x_proj, hs, h_n)
 
     def backward(self, ops, cell, grad_out, grad_final, saved, p, mask, sizes, state):
@@ -233,12 +245,12 @@ class GRUKernel:
         return grad_x_proj, grad_h_proj, (grad_h0,), {}
 
     def weight_hh_grad(self, grad_h_proj, saved, sizes, state, mask):
-        return grad_h_proj.t() @ _recurrent_inputs(state[0], saved[1], sizes, mask)
+        return recurrent_weight_grad(grad_h_proj, state[0], saved[1], sizes, mask)
 
 
 class GRUv1Kernel:
-    def forward(self, ops, cell, x_proj, sizes, state, p, mask):
-        hs, reset_h, h_final = ops.gru_v1_forward(x_proj, sizes, state[0], p.weight_hh, mask)
+    def forward(self, ops, cell, x_proj, bias, sizes, state, p, mask):
+        hs, reset_h, h_final = ops.gru_v1_forward(x_proj, bias, sizes, state[0], p.weight_hh, mask)
         return hs, (h_final,), (x_proj, hs, reset_h)
 
     def backward(self, ops, cell, grad_out, grad_final, saved, p, mask, sizes, state):
@@ -250,12 +262,12 @@ class GRUv1Kernel:
     def weight_hh_grad(self, grad_h_proj, saved, sizes, state, mask):
         """W_hr, W_hz multiply h_rec; W_hn multiplies r ⊙ h_rec: two GEMMs over all rows."""
         H = grad_h_proj.shape[1] // 3
-        h_rec = _recurrent_inputs(state[0], saved[1], sizes, mask)
-        return torch.cat((grad_h_proj[:, : 2 * H].t() @ h_rec, grad_h_proj[:, 2 * H :].t() @ saved[2]))
+        grad_w_rz = recurrent_weight_grad(grad_h_proj[:, : 2 * H], state[0], saved[1], sizes, mask)
+        return torch.cat((grad_w_rz, grad_h_proj[:, 2 * H :].t() @ saved[2]))
 
 
 class LayerNormLSTMKernel:
-    def forward(self, ops, cell, x_proj, sizes, state, p, mask):
+    def forward(self, ops, cell, x_proj, bias, sizes, state, p, mask):  # no bias: layer norm's β takes its place
         h0, c0 = state
         hs, cs, gate_stats, cell_stats, h_final, c_final = ops.layernorm_lstm_forward(
             x_proj, sizes, h0, c0, p.weight_hh, p.ln_gates_weight, p.ln_gates_bias, p.ln_cell_weight, p.ln_cell_bias,
@@ -273,13 +285,25 @@ class LayerNormLSTMKernel:
         return grad_a, None, (grad_h0, grad_c0), dict(zip(names, sums))
 
     def weight_hh_grad(self, grad_h_proj, saved, sizes, state, mask):
-        return grad_h_proj.t() @ _recurrent_inputs(state[0], saved[1], sizes, mask)
+        return recurrent_weight_grad(grad_h_proj, state[0], saved[1], sizes, mask)
 
 
 KERNELS: dict[type[Cell], Any] = {
     LSTM: LSTMKernel(), PeepholeLSTM: LSTMKernel(), CIFGLSTM: LSTMKernel(), RNN: RNNKernel(), ReLURNN: RNNKernel(),
     GRU: GRUKernel(), GRUv1: GRUv1Kernel(), LayerNormLSTM: LayerNormLSTMKernel(),
 }  # fmt: skip
+
+
+def input_projection(cell: Cell, x: Tensor, p: Params) -> tuple[Tensor, Tensor | None]:
+    """Step 1 without its bias: (x @ W_ih^T (N, G*H), the bias the loops add to each row (G*H,) or None).
+
+    The bias is ``b_ih + b_hh`` where the cell folds ``b_hh`` in, ``b_ih`` for the GRU; adding it in the
+    loops saves writing a broadcast (N, G*H) copy of it before the GEMM.
+    """
+    x_proj = x @ p.weight_ih.t()
+    if p.bias_ih is None:
+        return x_proj, None
+    return x_proj, p.bias_ih + p.bias_hh if cell.fold_recurrent_bias else p.bias_ih
 
 
 def has_kernel(cell: Cell) -> bool:
@@ -297,8 +321,8 @@ class CompiledRecurrence(torch.autograd.Function):
         params = dict(zip(names, tensors[num_state:]))
         p = Params(params)
         kernel = KERNELS[type(cell)]
-        x_proj = cell.input_projection(x, p).contiguous()  # (N, G*H), handed over to the loops
-        out, final, saved = kernel.forward(ops, cell, x_proj, batch_sizes, state, p, mask)
+        x_proj, bias = input_projection(cell, x, p)  # (N, G*H), handed over to the loops
+        out, final, saved = kernel.forward(ops, cell, x_proj, bias, batch_sizes, state, p, mask)
         ctx.ops, ctx.cell, ctx.kernel, ctx.mask = ops, cell, kernel, mask
         ctx.batch_sizes, ctx.names = batch_sizes, names
         ctx.num_state, ctx.num_saved = num_state, len(saved)
@@ -367,7 +391,7 @@ def step_compiled(
     ``compiled_blocker`` and runs under ``torch.no_grad()``.
     """
     p = Params(params)
-    x_proj = cell.input_projection(x, p).contiguous()
+    x_proj, bias = input_projection(cell, x, p)
     state = tuple(s.contiguous() for s in state)
-    out, final, _ = KERNELS[type(cell)].forward(load_loops(), cell, x_proj, [x.shape[0]], state, p, mask)
+    out, final, _ = KERNELS[type(cell)].forward(load_loops(), cell, x_proj, bias, [x.shape[0]], state, p, mask)
     return out, final
