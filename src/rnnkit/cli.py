@@ -8,8 +8,13 @@ from typing import Annotated
 import typer
 
 from . import __version__
+from .commands import caption as caption_commands
+from .commands import classify as classify_commands
 from .commands import forecast as forecast_commands
+from .commands import music as music_commands
 from .commands import poetry as poetry_commands
+from .commands import seq2seq as seq2seq_commands
+from .commands import tag as tag_commands
 from .commands import text as text_commands
 
 app = typer.Typer(
@@ -23,6 +28,11 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(forecast_commands.app, name="forecast")
 app.add_typer(poetry_commands.app, name="poetry")
 app.add_typer(text_commands.app, name="text")
+app.add_typer(classify_commands.app, name="classify")
+app.add_typer(tag_commands.app, name="tag")
+app.add_typer(seq2seq_commands.app, name="seq2seq")
+app.add_typer(caption_commands.app, name="caption")
+app.add_typer(music_commands.app, name="music")
 
 STATE = {"verbose": False}
 
