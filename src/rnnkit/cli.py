@@ -10,6 +10,7 @@ import typer
 from . import __version__
 from .commands import caption as caption_commands
 from .commands import classify as classify_commands
+from .commands import diagnose as diagnose_commands
 from .commands import forecast as forecast_commands
 from .commands import music as music_commands
 from .commands import poetry as poetry_commands
@@ -33,6 +34,7 @@ app.add_typer(tag_commands.app, name="tag")
 app.add_typer(seq2seq_commands.app, name="seq2seq")
 app.add_typer(caption_commands.app, name="caption")
 app.add_typer(music_commands.app, name="music")
+app.add_typer(diagnose_commands.app, name="diagnose")
 
 STATE = {"verbose": False}
 
