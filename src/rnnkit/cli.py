@@ -12,6 +12,7 @@ from .commands import caption as caption_commands
 from .commands import classify as classify_commands
 from .commands import diagnose as diagnose_commands
 from .commands import forecast as forecast_commands
+from .commands import memory as memory_commands
 from .commands import music as music_commands
 from .commands import poetry as poetry_commands
 from .commands import seq2seq as seq2seq_commands
@@ -35,6 +36,7 @@ app.add_typer(seq2seq_commands.app, name="seq2seq")
 app.add_typer(caption_commands.app, name="caption")
 app.add_typer(music_commands.app, name="music")
 app.add_typer(diagnose_commands.app, name="diagnose")
+app.add_typer(memory_commands.app, name="tasks")
 
 STATE = {"verbose": False}
 

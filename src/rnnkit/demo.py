@@ -13,22 +13,7 @@ import torch
 from torch import nn
 
 from .layers import Recurrent
-
-BASELINE_MSE = 1 / 6  # predict 1.0: the variance of a sum of two U(0, 1)
-
-
-def adding_batch(batch: int, max_steps: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """x (B, T, 2), lengths (B,), target (B,): two marked numbers in each sequence's valid part."""
-    lengths = torch.randint(max_steps // 2, max_steps + 1, (batch,), generator=generator)
-    values = torch.rand(batch, max_steps, generator=generator)
-    markers = torch.zeros(batch, max_steps)
-    first = (torch.rand(batch, generator=generator) * (lengths // 2)).long()
-    second = lengths // 2 + (torch.rand(batch, generator=generator) * (lengths - lengths // 2)).long()
-    rows = torch.arange(batch)
-    markers[rows, first] = 1.0
-    markers[rows, second] = 1.0
-    target = values[rows, first] + values[rows, second]
-    return torch.stack((values, markers), -1), lengths, target
+from .tasks.memory import BASELINE_MSE, adding_batch  # noqa: F401  (BASELINE_MSE: the CLI reads it from here)
 
 
 class LastStepRegressor(nn.Module):

@@ -34,9 +34,9 @@ def gradients(
     from rich.console import Console
     from rich.table import Table
 
-    from ..demo import adding_batch
     from ..diagnostics import gradient_flow, plot_gradient_flow
     from ..layers import Recurrent
+    from ..tasks.memory import adding_batch
 
     names = [c.strip() for c in cells.split(",") if c.strip()]
     if not names:
