@@ -12,8 +12,8 @@ memoryless model that writes blanks until the delimiter and then guesses uniform
 Example:
     >>> from rnnkit.tasks.memory import train_adding
     >>> result = train_adding("lstm", T=20, steps=50, progress=False)
-    >>> sorted(result)[:3]
-    ['backend', 'baseline', 'cell']
+    >>> result["baseline"] == 1 / 6, {"test_mse", "curve", "seconds"} <= set(result)
+    (True, True)
 """
 
 from __future__ import annotations
