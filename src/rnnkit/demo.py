@@ -12,22 +12,7 @@ import time
 import torch
 from torch import nn
 
-from .layers import Recurrent
-from .tasks.memory import BASELINE_MSE, adding_batch  # noqa: F401  (BASELINE_MSE: the CLI reads it from here)
-
-
-class LastStepRegressor(nn.Module):
-    """Many-to-one: the recurrent layer's final hidden state through a linear head."""
-
-    def __init__(self, cell: str, hidden_size: int):
-        super().__init__()
-        self.rnn = Recurrent(cell, 2, hidden_size)
-        self.head = nn.Linear(hidden_size, 1)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        _, state = self.rnn(x, lengths=lengths)
-        h = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
-        return self.head(h[-1]).squeeze(-1)  # (B,)
+from .tasks.memory import BASELINE_MSE, LastStepRegressor, adding_batch  # noqa: F401  (BASELINE_MSE: the CLI reads it here)
 
 
 def train_adding(

@@ -227,8 +227,14 @@ def plot_rollouts(index, truth, rollouts, path: str | Path, title: str = "multi-
 
 
 def _save(fig, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` (its folder made if missing) and close it."""
+    import warnings
+
     plt = _pyplot()
     path = Path(path)
-    fig.savefig(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # CJK labels (年月日, poems) may miss a glyph in the default font
+        warnings.filterwarnings("ignore", message=".*Glyph.*missing.*")
+        fig.savefig(path)
     plt.close(fig)
     return path

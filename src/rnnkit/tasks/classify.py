@@ -332,7 +332,7 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | Path,
         >>> plot_confusion(m, ["cat", "dog"], Path(tempfile.mkdtemp()) / "c.png").stat().st_size > 1000
         True
     """
-    from ..plots import _pyplot
+    from ..plots import _pyplot, _save
 
     plt = _pyplot()
     C = len(classes)
@@ -354,11 +354,7 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | Path,
                         color="white" if normalised[i, j] > 0.5 else "black")  # fmt: skip
     ax.set_title(title or f"confusion matrix (test, {int(matrix.sum())} sequences)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------- runs

@@ -138,7 +138,7 @@ class LastStepRegressor(nn.Module):
         return self.head(h[-1]).squeeze(-1)  # (B,)
 
 
-class SequenceClassifier(nn.Module):
+class PerStepClassifier(nn.Module):
     """Many-to-many: one-hot input symbols, a recurrent layer, a linear head at every step.
 
     forward(x ids (B, T)) -> logits (B, T, C).
@@ -180,7 +180,7 @@ def _train(task: str, cell: str, T: int, steps: int, hidden_size: int, learning_
         test_x, test_y = adding_fixed_batch(test_size, T, held_out)
         baseline = BASELINE_MSE
     else:
-        model = SequenceClassifier(cell, hidden_size, backend=backend)
+        model = PerStepClassifier(cell, hidden_size, backend=backend)
         test_x, test_y = copy_batch(test_size, T, held_out)
         baseline = copy_baseline(T)
 

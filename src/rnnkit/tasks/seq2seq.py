@@ -720,7 +720,7 @@ def plot_attention(examples: Sequence[tuple[Sequence[str], Sequence[str], Tensor
         >>> plot_attention([(list("abcd"), ["x", "y", "</s>"], w)], Path(tempfile.mkdtemp()) / "a.png").is_file()
         True
     """
-    from ..plots import _pyplot
+    from ..plots import _pyplot, _save
 
     plt = _pyplot()
     n = len(examples)
@@ -740,19 +740,7 @@ def plot_attention(examples: Sequence[tuple[Sequence[str], Sequence[str], Tensor
         ax.set_xlabel("source")
         ax.set_ylabel("output")
     fig.tight_layout()
-    return _save_fig(plt, fig, path)
-
-
-def _save_fig(plt, fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    import warnings
-
-    with warnings.catch_warnings():  # CJK sources (年月日) may miss a glyph in the default font
-        warnings.filterwarnings("ignore", message=".*Glyph.*missing.*")
-        fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _attention_example(source: str, hyp: Hypothesis, source_vocab, target_vocab, tokens: str):
