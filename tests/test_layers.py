@@ -155,6 +155,21 @@ def test_orthogonal_recurrent_init_and_forget_bias():
     assert torch.all(layernorm.ln_gates_bias_l0[4:8] == 1.0) and not hasattr(layernorm, "bias_ih_l0")
 
 
+@pytest.mark.parametrize("cell, forget, input_gate", [("lstm", 1, 0), ("lstm_peephole", 1, 0), ("lstm_cifg", 0, None)])
+def test_chrono_init_spreads_forget_times_over_1_to_T_max(cell, forget, input_gate):
+    torch.manual_seed(0)
+    H, T_max = 256, 200
+    layer = rnnkit.Recurrent(cell, 3, H, chrono_init=T_max)
+    bias = (layer.bias_ih_l0 + layer.bias_hh_l0).detach().view(-1, H)  # (G, H)
+    times = bias[forget].exp()  # u = e^b ~ U(1, T_max - 1): the unit's forgetting time 1/(1 - f) ≈ 1 + u
+    assert times.min() >= 1 and times.max() <= T_max - 1 and times.max() > 0.8 * T_max
+    assert abs(times.mean().item() - T_max / 2) < 15
+    if input_gate is not None:
+        torch.testing.assert_close(bias[input_gate], -bias[forget])
+    layernorm = rnnkit.Recurrent("lstm_layernorm", 3, H, chrono_init=T_max)
+    assert layernorm.ln_gates_bias_l0[H : 2 * H].exp().max() > 0.8 * T_max
+
+
 # ---------------------------------------------------------------- acceptance 3: bad input
 @pytest.fixture
 def lstm():
@@ -213,6 +228,9 @@ def test_unknown_cell_lists_known_cells():
         ({"recurrent_init": "xavier"}, r"recurrent_init one of"),
         ({"hidden_size": 0}, r"hidden_size a positive integer"),
         ({"forget_bias": 2.0, "cell": "gru"}, r"forget_bias applies to cells with a forget gate; 'gru'"),
+        ({"chrono_init": 100, "cell": "rnn_tanh"}, r"chrono_init applies to cells with a forget gate"),
+        ({"chrono_init": 2}, r"chrono_init as the longest dependency in steps, an integer of at least 3"),
+        ({"chrono_init": 100, "forget_bias": 1.0}, r"forget_bias or chrono_init, not both"),
     ],
 )
 def test_bad_options_list_accepted_values(kwargs, pattern):

@@ -42,7 +42,8 @@ class Recurrent(nn.Module):
             per sequence for all steps (Gal & Ghahramani 2016).
         backend: ``"auto"``, ``"native"``, ``"compiled"``, ``"fused"`` or ``"reference"``.
         **cell_options: passed to the cell, e.g. ``forget_bias=1.0``, ``recurrent_init="orthogonal"``,
-            ``activation="relu"`` for the plain RNN.
+            ``chrono_init=T_max`` (forget biases spread for dependencies up to T_max steps, Tallec &
+            Ollivier 2018), ``activation="relu"`` for the plain RNN.
 
     ``backend="auto"`` uses ``native`` (torch's kernels, cuDNN on a GPU) when all hold:
         1. the cell is ``lstm``, ``gru``, ``rnn_tanh`` or ``rnn_relu``;

@@ -19,6 +19,7 @@ from rnnkit.tasks.memory import (
     copy_batch,
     train_adding,
     train_copy,
+    trained_gradient_flows,
 )
 
 
@@ -93,6 +94,31 @@ def test_cli_writes_png_and_csv(tmp_path, command):
     assert png.stat().st_size > 0
     lines = csv.read_text().splitlines()
     assert lines[0].startswith("cell,step") and len(lines) == 1 + 2 * 3
+    assert (tmp_path / f"{command}_T4_compare_gradient_flow.png").exists() == (command == "adding")
+
+
+def test_chrono_applies_to_forget_gate_cells_only_and_the_table_says_so(tmp_path):
+    args = ["adding", "--compare", "rnn_tanh,lstm", "--chrono", "--T", "4", "--steps", "1", "--hidden", "4",
+            "--test-size", "8", "--batch-size", "4", "--out", str(tmp_path), "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "lstm (native, chrono init)" in result.output and "rnn_tanh (native)" in result.output
+    r = train_adding("lstm", T=50, steps=1, hidden_size=64, progress=False, chrono=True)
+    forget_bias = (r["model"].rnn.bias_ih_l0 + r["model"].rnn.bias_hh_l0).detach()[64:128]  # (H,)
+    assert r["chrono"] and forget_bias.exp().max() > 20  # log U(1, 49): forgetting times up to ~49 steps
+
+
+def test_trained_gradient_flow_is_the_gradient_of_the_models_own_squared_error():
+    r = train_adding("lstm", T=6, steps=2, hidden_size=4, test_size=8, progress=False)
+    flow = trained_gradient_flows([r], batch_size=3, seed=5)["lstm"]
+    x, y = adding_fixed_batch(3, 6, torch.Generator().manual_seed(5 + 20_000))
+    model = r["model"]
+    _, (h, _) = model.rnn(x)
+    h_T = h[-1].detach().requires_grad_(True)  # (B, H)
+    ((model.head(h_T).squeeze(-1) - y) ** 2).sum().backward()
+    assert flow.norms[0, -1].item() == pytest.approx(h_T.grad.norm(dim=1).mean().item(), rel=1e-5)
+    with pytest.raises(ValueError, match="Expected results of train_adding"):
+        trained_gradient_flows([train_copy("lstm", T=2, steps=1, hidden_size=4, test_size=4, progress=False)])
 
 
 @pytest.mark.parametrize(
@@ -100,7 +126,7 @@ def test_cli_writes_png_and_csv(tmp_path, command):
     [
         (lambda: train_adding("lstm", T=1, steps=1, progress=False), "T to be an integer of at least 2"),
         (lambda: train_copy("lstm", T=0, steps=1, progress=False), "T to be an integer"),
-        (lambda: train_adding("nope", T=5, steps=1, progress=False), "Expected cell one of"),
+        (lambda: train_adding("nope", T=5, steps=1, progress=False), "Unknown cell 'nope'. Expected one of"),
         (lambda: adding_fixed_batch(2, 1, torch.Generator()), "Received: T=1"),
     ],
 )

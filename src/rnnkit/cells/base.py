@@ -61,7 +61,13 @@ class Cell:
     Saved: ClassVar[type] = NamedTuple  # per-cell NamedTuple with at least the field ``h_rec``
 
     def __init__(
-        self, hidden_size: int, *, recurrent_init: str = "uniform", forget_bias: float | None = None, **options: Any
+        self,
+        hidden_size: int,
+        *,
+        recurrent_init: str = "uniform",
+        forget_bias: float | None = None,
+        chrono_init: int | None = None,
+        **options: Any,
     ):
         if recurrent_init not in ("uniform", "orthogonal"):
             raise ValueError(
@@ -72,9 +78,22 @@ class Cell:
             raise TypeError(f"{type(self).__name__} got unknown options {sorted(options)}")
         if forget_bias is not None and "forget_gate" not in self.gates:
             raise ValueError(f"forget_bias applies to cells with a forget gate; {self.name!r} has gates {self.gates}.")
+        if chrono_init is not None:
+            if "forget_gate" not in self.gates:
+                raise ValueError(
+                    f"chrono_init applies to cells with a forget gate; {self.name!r} has gates {self.gates}."
+                )
+            if forget_bias is not None:
+                raise ValueError("Expected forget_bias or chrono_init, not both: chrono_init sets the forget bias.")
+            if isinstance(chrono_init, bool) or not isinstance(chrono_init, int) or chrono_init < 3:
+                raise ValueError(
+                    "Expected chrono_init as the longest dependency in steps, an integer of at least 3. "
+                    f"Received: chrono_init={chrono_init!r}"
+                )
         self.hidden_size = hidden_size
         self.recurrent_init = recurrent_init
         self.forget_bias = 1.0 if forget_bias is None else float(forget_bias)
+        self.chrono_init = chrono_init
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -106,10 +125,32 @@ class Cell:
         if self.recurrent_init == "orthogonal":
             for block in params["weight_hh"].split(H, 0):  # one (H, H) block per gate
                 torch.nn.init.orthogonal_(block)
-        if "forget_gate" in self.gates and self.uses_bias:
-            rows = slice(self.gates.index("forget_gate") * H, (self.gates.index("forget_gate") + 1) * H)
-            params["bias_ih"][rows] = self.forget_bias
-            params["bias_hh"][rows] = 0.0
+        if self.uses_bias:
+            for gate, bias in self.initial_gate_biases().items():
+                rows = slice(self.gates.index(gate) * H, (self.gates.index(gate) + 1) * H)
+                params["bias_ih"][rows] = bias
+                params["bias_hh"][rows] = 0.0
+
+    def initial_gate_biases(self) -> dict[str, Tensor]:
+        """The gates whose bias starts at a set value: gate name -> (H,) bias.
+
+        * ``forget_bias`` b: the forget gate starts at σ(b) (b = 1 keeps about 73% of the cell
+          state per step: a memory of a few steps).
+        * ``chrono_init`` T_max (Tallec & Ollivier 2018, "Can recurrent neural networks warp
+          time?"): forget bias ``log(u)`` with ``u ~ U(1, T_max - 1)`` per unit, so the units'
+          characteristic forgetting times 1/(1 - f) ≈ u spread over 1..T_max; the input gate's
+          bias is its negative (an open forget gate writes little).  Drawn from torch's RNG.
+        """
+        H = self.hidden_size
+        if "forget_gate" not in self.gates:
+            return {}
+        if self.chrono_init is None:
+            return {"forget_gate": torch.full((H,), self.forget_bias)}
+        forget = torch.empty(H).uniform_(1.0, self.chrono_init - 1).log()  # (H,)
+        biases = {"forget_gate": forget}
+        if "input_gate" in self.gates:
+            biases["input_gate"] = -forget
+        return biases
 
     # ------------------------------------------------------------------ the engine's interface
     def input_projection(self, x: Tensor, p: Params) -> Tensor:

@@ -31,7 +31,7 @@ class CIFGSaved(NamedTuple):
 
 
 class CIFGLSTM(Cell):
-    """CIFG LSTM cell. Options: ``forget_bias`` (default 1.0)."""
+    """CIFG LSTM cell. Options: ``forget_bias`` (default 1.0) or ``chrono_init``."""
 
     name = "lstm_cifg"
     gates = ("forget_gate", "cell_candidate", "output_gate")

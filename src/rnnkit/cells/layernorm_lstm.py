@@ -65,7 +65,8 @@ class LayerNormSaved(NamedTuple):
 
 
 class LayerNormLSTM(Cell):
-    """Layer-norm LSTM cell. Options: ``forget_bias`` (initial β of the forget gate, default 1.0)."""
+    """Layer-norm LSTM cell. Options: ``forget_bias`` (initial β of the forget gate, default 1.0) or
+    ``chrono_init``."""
 
     name = "lstm_layernorm"
     gates = ("input_gate", "forget_gate", "cell_candidate", "output_gate")
@@ -83,7 +84,9 @@ class LayerNormLSTM(Cell):
         H = self.hidden_size
         params["ln_gates_weight"].fill_(1.0)
         params["ln_gates_bias"].zero_()
-        params["ln_gates_bias"][H : 2 * H] = self.forget_bias
+        for gate, bias in self.initial_gate_biases().items():  # β of the forget (and input) gate
+            index = self.gates.index(gate)
+            params["ln_gates_bias"][index * H : (index + 1) * H] = bias
         params["ln_cell_weight"].fill_(1.0)
         params["ln_cell_bias"].zero_()
 

@@ -31,7 +31,7 @@ class LSTMSaved(NamedTuple):
 
 
 class LSTM(Cell):
-    """LSTM cell. Options: ``forget_bias`` (initial forget-gate bias, default 1.0)."""
+    """LSTM cell. Options: ``forget_bias`` (initial forget-gate bias, default 1.0) or ``chrono_init``."""
 
     name = "lstm"
     gates = ("input_gate", "forget_gate", "cell_candidate", "output_gate")

@@ -33,7 +33,7 @@ class PeepholeSaved(NamedTuple):
 
 
 class PeepholeLSTM(LSTM):
-    """Peephole LSTM cell. Options: ``forget_bias`` (default 1.0)."""
+    """Peephole LSTM cell. Options: ``forget_bias`` (default 1.0) or ``chrono_init``."""
 
     name = "lstm_peephole"
     native_mode = None

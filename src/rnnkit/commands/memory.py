@@ -21,13 +21,17 @@ Backend = Annotated[str, typer.Option(help="auto, native, compiled, fused or ref
 Seed = Annotated[int, typer.Option(help="Random seed (same seed, same result).")]
 Out = Annotated[Path, typer.Option(help="Directory for the learning-curve PNG and CSV.")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
+Chrono = Annotated[
+    bool,
+    typer.Option(help="Chrono initialisation of the forget gates (Tallec & Ollivier 2018), for forget-gate cells."),
+]
 
 
 def _run(task: str, cell: str, compare: str, T: int, out: Path, **kwargs) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..tasks.memory import train_adding, train_copy, write_curves
+    from ..tasks.memory import train_adding, train_copy, trained_gradient_flows, write_curves
 
     cells = [c.strip() for c in compare.split(",") if c.strip()] if compare else [cell]
     train = train_adding if task == "adding" else train_copy
@@ -41,10 +45,11 @@ def _run(task: str, cell: str, compare: str, T: int, out: Path, **kwargs) -> Non
         table.add_column("recall accuracy", justify="right")
     table.add_column("seconds", justify="right")
     for r in results:
+        label = f"{r['cell']} ({r['backend']}{', chrono init' if r['chrono'] else ''})"
         if task == "adding":
-            table.add_row(f"{r['cell']} ({r['backend']})", f"{r['test_mse']:.4f}", f"{r['seconds']:.0f}")
+            table.add_row(label, f"{r['test_mse']:.4f}", f"{r['seconds']:.0f}")
         else:
-            table.add_row(f"{r['cell']} ({r['backend']})", f"{r['test_nats']:.4f}", f"{r['recall_accuracy']:.3f}",
+            table.add_row(label, f"{r['test_nats']:.4f}", f"{r['recall_accuracy']:.3f}",
                           f"{r['seconds']:.0f}")  # fmt: skip
     baseline = results[0]["baseline"]
     if task == "adding":
@@ -56,6 +61,13 @@ def _run(task: str, cell: str, compare: str, T: int, out: Path, **kwargs) -> Non
     name = f"{task}_T{T}" + ("_compare" if compare else f"_{cell}")
     png, csv = write_curves(results, out, name)
     console.print(f"curves: {png}\ntable: {csv}")
+    if task == "adding":
+        from ..diagnostics import plot_gradient_flow
+
+        flows = trained_gradient_flows(results, seed=kwargs.get("seed", 0))
+        title = f"trained models, adding problem T={T}: gradient of the squared error back through time"
+        flow_png = plot_gradient_flow(flows, out / f"{name}_gradient_flow.png", title)
+        console.print(f"gradient flow of the trained models: {flow_png}")
 
 
 @app.command()
@@ -73,13 +85,16 @@ def adding(
     seed: Seed = 0,
     out: Out = Path("runs/memory"),
     progress: Progress = True,
+    chrono: Chrono = False,
 ) -> None:
-    """The adding problem: test MSE beside the predict-1 baseline (1/6).
+    """The adding problem: test MSE beside the predict-1 baseline (1/6); the learning curves and
+    the gradient flow of the trained models (<out>/adding_T<T>_*_gradient_flow.png).
 
     Example: rnnkit tasks adding --compare rnn_tanh,lstm --T 200 --steps 3000
     """
     _run("adding", cell, compare, T, out, steps=steps, hidden_size=hidden, learning_rate=lr, batch_size=batch_size,
-         seed=seed, eval_every=eval_every, test_size=test_size, backend=backend, progress=progress)  # fmt: skip
+         seed=seed, eval_every=eval_every, test_size=test_size, backend=backend, progress=progress,
+         chrono=chrono)  # fmt: skip
 
 
 @app.command()
@@ -97,10 +112,12 @@ def copy(
     seed: Seed = 0,
     out: Out = Path("runs/memory"),
     progress: Progress = True,
+    chrono: Chrono = False,
 ) -> None:
     """The copy task: nats per step beside the memoryless baseline, and recall accuracy.
 
     Example: rnnkit tasks copy --cell lstm --T 50 --steps 3000
     """
     _run("copy", cell, compare, T, out, steps=steps, hidden_size=hidden, learning_rate=lr, batch_size=batch_size,
-         seed=seed, eval_every=eval_every, test_size=test_size, backend=backend, progress=progress)  # fmt: skip
+         seed=seed, eval_every=eval_every, test_size=test_size, backend=backend, progress=progress,
+         chrono=chrono)  # fmt: skip

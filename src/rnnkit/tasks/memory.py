@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..cells import CELLS
 from ..layers import Recurrent
 
 BASELINE_MSE = 1 / 6  # predict 1.0: the variance of a sum of two U(0, 1)
@@ -37,13 +38,6 @@ COPY_CLASSES = COPY_SYMBOLS + 2
 def _check_T(T: int, minimum: int = 2) -> None:
     if not isinstance(T, int) or T < minimum:
         raise ValueError(f"Expected T to be an integer of at least {minimum}. Received: T={T!r}")
-
-
-def _check_cell(cell: str) -> None:
-    from ..cells import CELLS
-
-    if cell not in CELLS:
-        raise ValueError(f"Expected cell one of {sorted(CELLS)}. Received: cell={cell!r}")
 
 
 def adding_batch(batch: int, max_steps: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -124,12 +118,12 @@ def copy_baseline(T: int) -> float:
 class LastStepRegressor(nn.Module):
     """Many-to-one: the recurrent layer's final hidden state through a linear head.
 
-    forward(x (B, T, 2), lengths (B,) or None) -> prediction (B,).
+    forward(x (B, T, 2), lengths (B,) or None) -> prediction (B,).  ``cell_options`` go to the cell.
     """
 
-    def __init__(self, cell: str, hidden_size: int, backend: str = "auto"):
+    def __init__(self, cell: str, hidden_size: int, backend: str = "auto", **cell_options):
         super().__init__()
-        self.rnn = Recurrent(cell, 2, hidden_size, backend=backend)
+        self.rnn = Recurrent(cell, 2, hidden_size, backend=backend, **cell_options)
         self.head = nn.Linear(hidden_size, 1)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -141,13 +135,15 @@ class LastStepRegressor(nn.Module):
 class PerStepClassifier(nn.Module):
     """Many-to-many: one-hot input symbols, a recurrent layer, a linear head at every step.
 
-    forward(x ids (B, T)) -> logits (B, T, C).
+    forward(x ids (B, T)) -> logits (B, T, C).  ``cell_options`` go to the cell.
     """
 
-    def __init__(self, cell: str, hidden_size: int, num_classes: int = COPY_CLASSES, backend: str = "auto"):
+    def __init__(
+        self, cell: str, hidden_size: int, num_classes: int = COPY_CLASSES, backend: str = "auto", **cell_options
+    ):
         super().__init__()
         self.num_classes = num_classes
-        self.rnn = Recurrent(cell, num_classes, hidden_size, backend=backend)
+        self.rnn = Recurrent(cell, num_classes, hidden_size, backend=backend, **cell_options)
         self.head = nn.Linear(hidden_size, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,20 +163,24 @@ def _progress(enabled: bool, description: str, total: int):
 
 
 def _train(task: str, cell: str, T: int, steps: int, hidden_size: int, learning_rate: float, batch_size: int,
-           seed: int, eval_every: int, test_size: int, clip: float, backend: str, progress: bool) -> dict:  # fmt: skip
-    _check_cell(cell)
+           seed: int, eval_every: int, test_size: int, clip: float, backend: str, progress: bool,
+           chrono: bool) -> dict:  # fmt: skip
     _check_T(T)
     if steps < 1 or hidden_size < 1 or batch_size < 1:
         raise ValueError(f"Expected steps, hidden and batch size >= 1. Received: {steps}, {hidden_size}, {batch_size}")
     torch.manual_seed(seed)
     data = torch.Generator().manual_seed(seed)
     held_out = torch.Generator().manual_seed(seed + 10_000)  # another seed: never seen in training
+    # chrono: forget biases for dependencies as long as the sequence (Tallec & Ollivier 2018);
+    # cells without a forget gate train as usual
+    chrono = chrono and cell in CELLS and "forget_gate" in CELLS[cell].gates
+    options = {"chrono_init": T if task == "adding" else T + 2 * COPY_LENGTH} if chrono else {}
     if task == "adding":
-        model: nn.Module = LastStepRegressor(cell, hidden_size, backend=backend)
+        model: nn.Module = LastStepRegressor(cell, hidden_size, backend=backend, **options)
         test_x, test_y = adding_fixed_batch(test_size, T, held_out)
         baseline = BASELINE_MSE
     else:
-        model = PerStepClassifier(cell, hidden_size, backend=backend)
+        model = PerStepClassifier(cell, hidden_size, backend=backend, **options)
         test_x, test_y = copy_batch(test_size, T, held_out)
         baseline = copy_baseline(T)
 
@@ -224,7 +224,8 @@ def _train(task: str, cell: str, T: int, steps: int, hidden_size: int, learning_
                 bar.update(bar_task, score=f"{metric} {curve[-1][metric]:.4f} (baseline {baseline:.4f})")
             bar.advance(bar_task)
     seconds = time.perf_counter() - start
-    return {"task": task, "cell": cell, "backend": model.rnn.backend, "T": T, "steps": steps, "seconds": seconds,
+    return {"task": task, "cell": cell, "chrono": chrono, "backend": model.rnn.backend, "T": T, "steps": steps,
+            "seconds": seconds,
             "baseline": baseline, **curve[-1], "curve": curve, "model": model}  # fmt: skip
 
 
@@ -241,8 +242,12 @@ def train_adding(
     clip: float = 1.0,
     backend: str = "auto",
     progress: bool = True,
+    chrono: bool = False,
 ) -> dict:
     """Train a many-to-one regressor on the fixed-length adding problem (fresh batches each step).
+
+    ``chrono=True`` starts the forget gates with chrono initialisation for dependencies of up to
+    T steps (``chrono_init=T``; cells without a forget gate ignore it: ``result["chrono"]`` says).
 
     Returns a dict with test_mse (on a held-out batch of another seed), baseline (1/6),
     curve (a list of {step, test_mse}), seconds, backend and the trained model.
@@ -253,7 +258,7 @@ def train_adding(
         True
     """
     return _train("adding", cell, T, steps, hidden_size, learning_rate, batch_size, seed, eval_every, test_size,
-                  clip, backend, progress)  # fmt: skip
+                  clip, backend, progress, chrono)  # fmt: skip
 
 
 def train_copy(
@@ -269,8 +274,11 @@ def train_copy(
     clip: float = 1.0,
     backend: str = "auto",
     progress: bool = True,
+    chrono: bool = False,
 ) -> dict:
     """Train a many-to-many classifier on the copy task (fresh batches each step).
+
+    ``chrono=True``: chrono initialisation of the forget gates with ``chrono_init=T + 20``.
 
     Returns a dict with test_nats (cross-entropy per step), recall_accuracy (on the 10 recalled
     symbols), baseline (10 ln 8 / (T + 20)), curve, seconds, backend and the trained model.
@@ -281,7 +289,7 @@ def train_copy(
         True
     """
     return _train("copy", cell, T, steps, hidden_size, learning_rate, batch_size, seed, eval_every, test_size,
-                  clip, backend, progress)  # fmt: skip
+                  clip, backend, progress, chrono)  # fmt: skip
 
 
 def write_curves(results: list[dict], out_dir: str | Path, name: str) -> tuple[Path, Path]:
@@ -311,3 +319,32 @@ def write_curves(results: list[dict], out_dir: str | Path, name: str) -> tuple[P
     ax.set_title(f"{results[0]['task']} problem, T={results[0]['T']}")
     ax.legend()
     return _save(fig, out_dir / f"{name}.png"), csv_path
+
+
+def trained_gradient_flows(results: list[dict], batch_size: int = 64, seed: int = 0) -> dict:
+    """Gradient flow of each trained adding-problem model on a fresh batch, with its own loss.
+
+    The loss is the model's squared error at the last step (its head on h_T against the target),
+    so ``norms[t]`` is how much the error reaching each step t tells the weights: an LSTM that
+    solved the task keeps it up to the marked steps, a tanh RNN does not.  Returns
+    ``{cell: GradientFlow}`` for :func:`rnnkit.diagnostics.plot_gradient_flow`.
+
+    Example:
+        >>> flows = trained_gradient_flows([train_adding("lstm", T=10, steps=2, hidden_size=4, progress=False)])
+        >>> tuple(flows["lstm"].norms.shape)
+        (1, 10)
+    """
+    from ..diagnostics import gradient_flow
+
+    flows = {}
+    for r in results:
+        if r["task"] != "adding":
+            raise ValueError(f"Expected results of train_adding. Received a result of task {r['task']!r}")
+        x, y = adding_fixed_batch(batch_size, r["T"], torch.Generator().manual_seed(seed + 20_000))
+        model = r["model"]
+
+        def squared_error(h: torch.Tensor, model=model, y=y) -> torch.Tensor:
+            return (model.head(h).squeeze(-1) - y) ** 2  # (B,)
+
+        flows[r["cell"]] = gradient_flow(model.rnn, x, head=squared_error)
+    return flows
