@@ -123,7 +123,7 @@ def demo(
     from rich.progress import Progress
     from rich.table import Table
 
-    from .demo import BASELINE_MSE, train_adding
+    from .demo import BASELINE_MSE, quick_adding
     from .tasks.poetry import generate, load_model
 
     console = Console()
@@ -149,7 +149,7 @@ def demo(
         task = progress.add_task("adding problem", total=len(names))
         for name in names:
             progress.update(task, description=f"training {name}")
-            results.append(train_adding(name, steps=steps, seed=seed))
+            results.append(quick_adding(name, steps=steps, seed=seed))
             progress.advance(task)
     table = Table(title=f"Adding problem, T=10..20, {steps} steps of batch 64: test MSE (lower is better)")
     for column in ("cell", "backend", "test MSE", "baseline (predict 1.0)", "train s"):
