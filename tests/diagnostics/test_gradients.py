@@ -156,7 +156,8 @@ def test_plot_writes_a_png(tmp_path):
 
 def test_cli_prints_the_table_and_writes_png_and_csv(tmp_path):
     result = CliRunner().invoke(
-        app, ["--cells", "rnn_tanh,lstm", "--T", "12", "--hidden", "4", "--seed", "0", "--out", str(tmp_path)]
+        app,
+        ["gradients", "--cells", "rnn_tanh,lstm", "--T", "12", "--hidden", "4", "--seed", "0", "--out", str(tmp_path)],
     )
     assert result.exit_code == 0, result.output
     assert "rnn_tanh" in result.output and "lstm" in result.output

@@ -94,6 +94,9 @@ def test_resume_after_kill_9_mid_epoch_reaches_the_same_final_validation_loss(tm
     assert final_val_loss(stdout) == pytest.approx(reference, rel=1e-6)
     rows = list(csv.DictReader(metrics.open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]  # the curve continues, no gap or repeat
+    steps = list(csv.DictReader((run_dir / "grad_norms.csv").open()))  # and so do the per-step gradient norms
+    assert [int(r["step"]) for r in steps] == list(range(1, int(rows[-1]["step"]) + 1))
+    assert [int(r["epoch"]) for r in steps] == sorted(int(r["epoch"]) for r in steps)
 
 
 def test_run_directory_holds_config_metrics_checkpoints_weights_and_plot(tmp_path):

@@ -1,4 +1,5 @@
-"""``rnnkit tasks adding|copy``: long-range memory tasks (adding problem, copy task)."""
+"""``rnnkit tasks adding|copy|digits``: long-range memory tasks (adding problem, copy task,
+sequential and permuted digits)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Long-range memory tasks: the adding problem and the copy task.", no_args_is_help=True)
+app = typer.Typer(
+    help="Long-range memory tasks: the adding problem, the copy task, sequential digits.", no_args_is_help=True
+)
 
 Cell = Annotated[str, typer.Option(help="Any cell of `rnnkit cells`.")]
 Compare = Annotated[str, typer.Option(help="Comma-separated cells to train and plot together, e.g. rnn_tanh,lstm.")]
@@ -121,3 +124,52 @@ def copy(
     _run("copy", cell, compare, T, out, steps=steps, hidden_size=hidden, learning_rate=lr, batch_size=batch_size,
          seed=seed, eval_every=eval_every, test_size=test_size, backend=backend, progress=progress,
          chrono=chrono)  # fmt: skip
+
+
+@app.command()
+def digits(
+    cell: Cell = "lstm",
+    compare: Compare = "",
+    permuted: Annotated[bool, typer.Option(help="Read the 64 pixels in one fixed random order (seeded).")] = False,
+    steps: Annotated[int, typer.Option(help="Training steps (minibatches of the training images).")] = 2000,
+    hidden: Hidden = 64,
+    lr: Lr = 5e-3,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
+    eval_every: Annotated[int, typer.Option(help="Score the test images every k steps.")] = 100,
+    backend: Backend = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed of the split, the permutation and training.")] = 0,
+    out: Out = Path("runs/memory"),
+    progress: Progress = True,
+) -> None:
+    """Sequential digits: scikit-learn's 8x8 digits read one pixel per step (T=64), optionally permuted;
+    test accuracy beside the majority class and logistic regression on the flattened image.
+
+    Example: rnnkit tasks digits --permuted --compare rnn_tanh,lstm --steps 2000
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..tasks.classify import baselines
+    from ..tasks.memory import write_curves
+    from ..tasks.pixels import pixel_digits, train_digits
+
+    data = pixel_digits(permuted, seed)
+    cells = [c.strip() for c in compare.split(",") if c.strip()] if compare else [cell]
+    results = [train_digits(c, permuted=permuted, steps=steps, hidden_size=hidden, learning_rate=lr,
+                            batch_size=batch_size, seed=seed, eval_every=eval_every, backend=backend,
+                            progress=progress, data=data) for c in cells]  # fmt: skip
+    table = Table(title=f"{data.name}, T=64 steps of 1 pixel: {len(data.test)} test images",
+                  caption="baseline nats: the cross-entropy of predicting the training class frequencies")  # fmt: skip
+    for column in ("model", "test accuracy", "test nats", "seconds"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for r in results:
+        table.add_row(f"{r['cell']}-{hidden} ({r['backend']}), {steps} steps", f"{r['test_accuracy']:.3f}",
+                      f"{r['test_nats']:.3f}", f"{r['seconds']:.0f}")  # fmt: skip
+    for name, score in baselines(data).items():
+        nats = f"{results[0]['baseline']:.3f}" if name == "majority class" else ""
+        table.add_row(f"baseline: {name}", f"{score['accuracy']:.3f}", nats, "")
+    console = Console()
+    console.print(table)
+    name = ("permuted_digits" if permuted else "digits") + ("_compare" if compare else f"_{cell}")
+    png, csv = write_curves(results, out, name)
+    console.print(f"curves: {png}\ntable: {csv}")

@@ -94,6 +94,40 @@ def recurrent_spectra(layer) -> tuple[list[dict[str, Tensor]], list[dict[str, fl
     return singular_values, radii
 
 
+def step_by_step_input(layer, x: Tensor, lengths: Tensor | None, what: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Check and ready the input of a diagnostic that runs ``layer`` one step at a time.
+
+    Returns ``x`` as (B, T, I) in the layer's dtype and device, ``lengths`` (B,) (all T when
+    None) and ``valid`` (T, B) bool; a bidirectional layer or a wrongly shaped ``x`` is a
+    ``ValueError`` that starts with ``what`` / names the expected shape.
+
+    Example:
+        >>> import rnnkit
+        >>> x, lengths, valid = step_by_step_input(rnnkit.Recurrent("gru", 3, 4), torch.randn(2, 5, 3), None, "")
+        >>> tuple(x.shape), lengths.tolist(), tuple(valid.shape)
+        ((2, 5, 3), [5, 5], (5, 2))
+    """
+    if layer.bidirectional:
+        raise ValueError(f"{what} unidirectional layers. Received a bidirectional layer.")
+    shape = "(B, T, I)" if layer.batch_first else "(T, B, I)"
+    if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != layer.input_size or 0 in x.shape:
+        received = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(
+            f"Expected x of shape {shape} with I={layer.input_size}, i.e. {shape.replace('I', str(layer.input_size))}. "
+            f"Received: {received}"
+        )
+    weight = layer.layer_parameters(0)["weight_ih"]
+    x = x.to(dtype=weight.dtype, device=weight.device)
+    if not layer.batch_first:
+        x = x.transpose(0, 1)
+    B, T, _ = x.shape  # (B, T, I)
+    if lengths is None:
+        lengths = torch.full((B,), T, dtype=torch.long)
+    lengths = layer._check_lengths(lengths, T, B).to(x.device)
+    valid = torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
+    return x, lengths, valid
+
+
 def gradient_flow(
     layer,
     x: Tensor,
@@ -130,24 +164,8 @@ def gradient_flow(
     """
     if loss not in LOSSES:
         raise ValueError(f"Expected loss one of {set(LOSSES)}. Received: loss={loss!r}")
-    if layer.bidirectional:
-        raise ValueError("gradient_flow measures unidirectional layers. Received a bidirectional layer.")
-    shape = "(B, T, I)" if layer.batch_first else "(T, B, I)"
-    if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != layer.input_size or 0 in x.shape:
-        received = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(
-            f"Expected x of shape {shape} with I={layer.input_size}, i.e. {shape.replace('I', str(layer.input_size))}. "
-            f"Received: {received}"
-        )
-    weight = layer.layer_parameters(0)["weight_ih"]
-    x = x.to(dtype=weight.dtype, device=weight.device)
-    if not layer.batch_first:
-        x = x.transpose(0, 1)
+    x, lengths, valid = step_by_step_input(layer, x, lengths, "gradient_flow measures")
     B, T, _ = x.shape  # (B, T, I)
-    if lengths is None:
-        lengths = torch.full((B,), T, dtype=torch.long)
-    lengths = layer._check_lengths(lengths, T, B).to(x.device)
-    valid = torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
 
     if head is None:
         generator = torch.Generator().manual_seed(seed)

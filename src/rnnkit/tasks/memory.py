@@ -293,7 +293,8 @@ def train_copy(
 
 
 def write_curves(results: list[dict], out_dir: str | Path, name: str) -> tuple[Path, Path]:
-    """Write each result's learning curve to ``name.csv`` (long form) and ``name.png`` (log y).
+    """Write each result's learning curve to ``name.csv`` (long form) and ``name.png`` (log y):
+    test MSE for the adding problem, test nats (cross-entropy) for the others, with the baseline.
 
     Example:
         >>> write_curves([train_adding("lstm", T=10, steps=10, progress=False)], "runs", "adding")  # doctest: +SKIP
@@ -315,8 +316,11 @@ def write_curves(results: list[dict], out_dir: str | Path, name: str) -> tuple[P
     ax.axhline(results[0]["baseline"], color="grey", linestyle="--", label="baseline")
     ax.set_yscale("log")
     ax.set_xlabel("training step")
-    ax.set_ylabel("test MSE" if metric == "test_mse" else "test nats per step")
-    ax.set_title(f"{results[0]['task']} problem, T={results[0]['T']}")
+    task = results[0]["task"]
+    ax.set_ylabel({"adding": "test MSE", "copy": "test nats per step"}.get(task, "test nats per sequence"))
+    ax.set_title(
+        f"{task} problem, T={results[0]['T']}" if task in ("adding", "copy") else f"{task}, T={results[0]['T']}"
+    )
     ax.legend()
     return _save(fig, out_dir / f"{name}.png"), csv_path
 

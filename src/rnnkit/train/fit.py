@@ -6,8 +6,11 @@ stopping, truncated BPTT for streams, progress, ``metrics.csv``, checkpoints wri
 atomically, ``resume``, the loss-curve PNG, and a clear stop on NaN.
 
     runs/<task>-<yyyymmdd-hhmmss>/
-        config.json  metrics.csv  samples.txt  model.safetensors
-        checkpoints/best.ckpt  checkpoints/last.ckpt  plots/loss.png  events/ (TensorBoard)
+        config.json  metrics.csv  grad_norms.csv  samples.txt  model.safetensors
+        checkpoints/best.ckpt  checkpoints/last.ckpt  plots/loss.png  plots/grad_norms.png  events/ (TensorBoard)
+
+``grad_norms.csv`` holds one row per optimizer step: the global gradient norm before and
+after clipping and whether it was clipped (``rnnkit diagnose training --run RUN_DIR``).
 """
 
 from __future__ import annotations
@@ -214,12 +217,13 @@ def fit(
         keeper.stop_reason = keeper.stop_reason or "interrupted"
     elif not keeper.stop_reason:
         keeper.stop_reason = "max steps" if 0 < config.max_steps <= trainer.global_step else "all epochs done"
-    _finish(run_dir, model)
+    _finish(run_dir, model, config.clip_norm)
     return RunResult(run_dir, keeper.best, keeper.best_epoch, keeper.epochs_done, keeper.stop_reason, keeper.rows)
 
 
-def _finish(run_dir: Path, model: nn.Module) -> None:
-    """Write the best weights as model.safetensors and the loss curve as plots/loss.png."""
+def _finish(run_dir: Path, model: nn.Module, clip_norm: float) -> None:
+    """Write the best weights as model.safetensors, the loss curve as plots/loss.png and the
+    gradient norms per step as plots/grad_norms.png."""
     best = run_dir / "checkpoints" / "best.ckpt"
     if best.is_file():
         from safetensors.torch import save_file
@@ -233,6 +237,11 @@ def _finish(run_dir: Path, model: nn.Module) -> None:
     if rows:
         (run_dir / "plots").mkdir(exist_ok=True)
         plot_loss_curve(rows, run_dir / "plots" / "loss.png")
+    grad_rows = read_metrics(run_dir / "grad_norms.csv")
+    if grad_rows:
+        from ..diagnostics.training import plot_grad_norms
+
+        plot_grad_norms(grad_rows, run_dir / "plots" / "grad_norms.png", clip_norm)
 
 
 class _quiet_lightning:

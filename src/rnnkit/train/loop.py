@@ -2,7 +2,8 @@
 
 Imported only inside ``fit`` (Lightning takes a second to import).  Everything here is
 bookkeeping around ``model.loss(batch, state)``: the model owns its loss, Lightning owns the
-loop, and ``RunKeeper`` owns the run directory (metrics.csv, checkpoints, early stopping).
+loop, and ``RunKeeper`` owns the run directory (metrics.csv, grad_norms.csv, checkpoints, early
+stopping).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .config import TrainConfig
 METRIC_COLUMNS = (
     "epoch", "step", "train_loss", "val_loss", "lr", "grad_norm", "clipped_fraction", "throughput", "unit", "seconds",
 )  # fmt: skip
+GRAD_NORM_COLUMNS = ("step", "epoch", "grad_norm", "grad_norm_clipped", "clipped")  # grad_norms.csv, one row per step
 
 
 class TrainingDiverged(RuntimeError):
@@ -66,6 +68,7 @@ class EpochStats:
         self.train_loss = self.train_count = self.val_loss = self.val_count = 0.0
         self.steps = self.clipped = 0
         self.grad_norm = 0.0
+        self.norms: list[tuple[int, float, float, int]] = []  # per optimizer step: (step, before, after, clipped)
         self.start = time.perf_counter()
         self.train_seconds = 0.0
 
@@ -150,8 +153,12 @@ class TrainingModule(L.LightningModule):
                 f"The gradient norm became {norm} at step {self.global_step + 1} "
                 f"(epoch {self.current_epoch + 1}); stopped. Lower the learning rate."
             )
+        clipped = bool(config.clip_norm and norm > config.clip_norm)
+        # the norm after clipping, by clip_grad_norm_'s own rule: scaled by max_norm / (norm + 1e-6) when below 1
+        after = norm * min(1.0, (config.clip_norm or math.inf) / (norm + 1e-6))
         self.stats.grad_norm += norm
-        self.stats.clipped += bool(config.clip_norm and norm > config.clip_norm)
+        self.stats.clipped += clipped
+        self.stats.norms.append((self.global_step + 1, norm, after, int(clipped)))
 
     # -- validation --------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
@@ -192,8 +199,9 @@ def _set_rng_state(state: dict) -> None:
 
 
 class RunKeeper(L.Callback):
-    """At each epoch end: step the learning rate, append to metrics.csv, save last.ckpt (and
-    best.ckpt when the validation loss improved), stop early when it has not for a while.
+    """At each epoch end: step the learning rate, append to metrics.csv (and that epoch's
+    per-step gradient norms to grad_norms.csv), save last.ckpt (and best.ckpt when the
+    validation loss improved), stop early when it has not for a while.
 
     Its state (best loss, patience count, RNG states) goes into every checkpoint, so a resumed
     run continues the same curve.
@@ -209,6 +217,7 @@ class RunKeeper(L.Callback):
         self.epochs_done = 0
         self.stop_reason = ""
         self.rows: list[dict] = []
+        self.grad_rows: list[tuple] = []  # grad_norms.csv: (step, epoch, grad_norm, grad_norm_clipped, clipped)
 
     @property
     def checkpoints(self) -> Path:
@@ -225,6 +234,12 @@ class RunKeeper(L.Callback):
         # rows written after the checkpoint (the run died between the two) are dropped
         self.rows = [row for row in read_metrics(self.run_dir / "metrics.csv") if int(row["epoch"]) <= self.epochs_done]
         write_atomic(self.run_dir / "metrics.csv", lambda tmp: _write_rows(tmp, self.rows))
+        self.grad_rows = [
+            (int(r["step"]), int(r["epoch"]), float(r["grad_norm"]), float(r["grad_norm_clipped"]), int(r["clipped"]))
+            for r in read_metrics(self.run_dir / "grad_norms.csv")
+            if int(r["epoch"]) <= self.epochs_done
+        ]
+        write_atomic(self.run_dir / "grad_norms.csv", lambda tmp: _write_tuples(tmp, self.grad_rows))
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: TrainingModule) -> None:
         if trainer.sanity_checking:
@@ -249,7 +264,9 @@ class RunKeeper(L.Callback):
             "seconds": time.perf_counter() - stats.start,
         }  # fmt: skip
         self.rows.append(row)
+        self.grad_rows.extend((step, self.epochs_done, *rest) for step, *rest in stats.norms)
         write_atomic(self.run_dir / "metrics.csv", lambda tmp: _write_rows(tmp, self.rows))
+        write_atomic(self.run_dir / "grad_norms.csv", lambda tmp: _write_tuples(tmp, self.grad_rows))
         if self.samples is not None:
             _append_sample(self.run_dir / "samples.txt", self.epochs_done, module.model, self.samples)
         self.checkpoints.mkdir(exist_ok=True)
@@ -268,8 +285,15 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def _write_tuples(path: Path, rows: list[tuple]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(GRAD_NORM_COLUMNS)
+        writer.writerows(rows)
+
+
 def read_metrics(path: Path) -> list[dict]:
-    """The rows of a run's metrics.csv (empty if there is none yet)."""
+    """The rows of a run's metrics.csv (or grad_norms.csv; empty if there is none yet)."""
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as f:
