@@ -68,7 +68,7 @@ def _run(task: str, cell: str, compare: str, T: int, out: Path, **kwargs) -> Non
         from ..diagnostics import plot_gradient_flow
 
         flows = trained_gradient_flows(results, seed=kwargs.get("seed", 0))
-        title = f"trained models, adding problem T={T}: gradient of the squared error back through time"
+        title = f"trained on the adding problem, T={T}: gradient of the squared error"
         flow_png = plot_gradient_flow(flows, out / f"{name}_gradient_flow.png", title)
         console.print(f"gradient flow of the trained models: {flow_png}")
 

@@ -292,6 +292,11 @@ def train_copy(
                   clip, backend, progress, chrono)  # fmt: skip
 
 
+def _label(result: dict) -> str:
+    """The cell's name, with " (chrono init)" when its forget gates started so."""
+    return result["cell"] + (" (chrono init)" if result.get("chrono") else "")
+
+
 def write_curves(results: list[dict], out_dir: str | Path, name: str) -> tuple[Path, Path]:
     """Write each result's learning curve to ``name.csv`` (long form) and ``name.png`` (log y):
     test MSE for the adding problem, test nats (cross-entropy) for the others, with the baseline.
@@ -312,7 +317,7 @@ def write_curves(results: list[dict], out_dir: str | Path, name: str) -> tuple[P
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for r in results:
-        ax.plot([p["step"] for p in r["curve"]], [p[metric] for p in r["curve"]], label=r["cell"])
+        ax.plot([p["step"] for p in r["curve"]], [p[metric] for p in r["curve"]], label=_label(r))
     ax.axhline(results[0]["baseline"], color="grey", linestyle="--", label="baseline")
     ax.set_yscale("log")
     ax.set_xlabel("training step")
@@ -331,7 +336,8 @@ def trained_gradient_flows(results: list[dict], batch_size: int = 64, seed: int 
     The loss is the model's squared error at the last step (its head on h_T against the target),
     so ``norms[t]`` is how much the error reaching each step t tells the weights: an LSTM that
     solved the task keeps it up to the marked steps, a tanh RNN does not.  Returns
-    ``{cell: GradientFlow}`` for :func:`rnnkit.diagnostics.plot_gradient_flow`.
+    ``{label: GradientFlow}`` (label: the cell, with " (chrono init)" when so) for
+    :func:`rnnkit.diagnostics.plot_gradient_flow`.
 
     Example:
         >>> flows = trained_gradient_flows([train_adding("lstm", T=10, steps=2, hidden_size=4, progress=False)])
@@ -350,5 +356,5 @@ def trained_gradient_flows(results: list[dict], batch_size: int = 64, seed: int 
         def squared_error(h: torch.Tensor, model=model, y=y) -> torch.Tensor:
             return (model.head(h).squeeze(-1) - y) ** 2  # (B,)
 
-        flows[r["cell"]] = gradient_flow(model.rnn, x, head=squared_error)
+        flows[_label(r)] = gradient_flow(model.rnn, x, head=squared_error)
     return flows
