@@ -39,9 +39,11 @@ MISSING = "□"  # a character lost from the source
 
 _IDEOGRAPHS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U000323af"
 _LOST = re.compile(r"\{[^{}]*\}|[\u2ff0-\u2fff].{2}|[●\ue000-\uf8ff]")
-_NOTE = re.compile(r"[（(〔【〖][^（(〔【〖）)〕】〗]*[）)〕】〗]|[\[［][一二三四五六七八九十〇○]+[\]］]")
+_OPEN, _CLOSE, _NUMERALS = "（(〔【〖", "）)〕】〗", "一二三四五六七八九十〇○"
+_NOTE = re.compile(f"[{_OPEN}][^{_OPEN}{_CLOSE}]*[{_CLOSE}]|[\\[［][{_NUMERALS}]+[\\]］]")
 _NOT_KEPT = re.compile(f"[^{_IDEOGRAPHS}{MISSING}{re.escape(LINE_BREAKS)}]")
 _LINE_BREAK = re.compile(f"[{re.escape(LINE_BREAKS)}]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair, alone (a JSON escape like "\\ud800"): no text
 
 
 @dataclass
@@ -77,9 +79,34 @@ def normalise(text: str, simplified: bool = False) -> str:
 
 
 def _without_notes(text: str) -> str:
-    while (stripped := _NOTE.sub("", text)) != text:  # innermost notes first, until none is left
+    for _ in range(4):  # innermost notes first, until none is left: a few passes for the usual nesting
+        if (stripped := _NOTE.sub("", text)) == text:
+            return text
         text = stripped
-    return text
+    return _without_deep_notes(text)
+
+
+def _without_deep_notes(text: str) -> str:
+    """What removing the innermost notes again and again leaves, in one pass with a stack (deep nesting
+    would take a pass per level).  A note or footnote mark can only end at the character just read,
+    since what is kept before it holds none."""
+    kept: list[str] = []
+    brackets: list[int] = []  # positions in kept of the note brackets, opening or closing
+    numerals: list[int] = []  # numerals[i]: the run of footnote numerals that ends at kept[i]
+    for char in text:
+        run = numerals[-1] if numerals else 0
+        if char in _CLOSE and brackets and kept[brackets[-1]] in _OPEN:
+            start = brackets.pop()  # a note: its opening bracket and everything after it go
+        elif char in "]］" and run and len(kept) > run and kept[-1 - run] in "[［":
+            start = len(kept) - 1 - run  # a footnote mark like [一]
+        else:
+            if char in _OPEN or char in _CLOSE:
+                brackets.append(len(kept))
+            numerals.append(run + 1 if char in _NUMERALS else 0)
+            kept.append(char)
+            continue
+        del kept[start:], numerals[start:]
+    return "".join(kept)
 
 
 @functools.lru_cache(maxsize=1)
@@ -155,6 +182,8 @@ def _records(path: Path) -> list[dict] | None:
         data = json.loads(_read(path))
     except json.JSONDecodeError as error:
         raise ValueError(f"{str(path)!r} is not valid JSON: {error.msg} at line {error.lineno}.") from None
+    except RecursionError:
+        raise ValueError(f"{str(path)!r} is not poems: its JSON is nested too deeply to read.") from None
     records = data if isinstance(data, list) else [data]
     if all(isinstance(r, dict) and isinstance(r.get("paragraphs"), list) for r in records):
         return records
@@ -167,7 +196,8 @@ def _from_json(records: list[dict], simplified: bool) -> list[Poem]:
         # paragraph breaks are line breaks; a note that runs on into the next paragraph still goes whole
         lines = split_lines(normalise("\n".join(str(p) for p in record["paragraphs"]), simplified))
         # title and author as given, less notes and runs of white space
-        title, author = (" ".join(_without_notes(str(record.get(k) or "")).split()) for k in ("title", "author"))
+        title, author = (" ".join(_without_notes(_SURROGATE.sub("", str(record.get(k) or ""))).split())
+                         for k in ("title", "author"))  # fmt: skip
         if simplified:
             title, author = to_simplified(title), to_simplified(author)
         if lines:

@@ -452,6 +452,11 @@ def numeric_rows(frame, columns: Sequence[str], features: int, where: str) -> tu
         row, col = np.argwhere(bad.to_numpy())[0]
         raise ValueError(f"{where}: column {columns[col]!r} of row {row + 1} is not a number: {block.iat[row, col]!r}.")
     values = numbers.to_numpy(np.float64)  # (N, T*F)
+    too_large = np.abs(values) > np.finfo(np.float32).max  # Inf too (NaN is an empty cell)
+    if too_large.any():
+        row, col = np.argwhere(too_large)[0]
+        raise ValueError(f"{where}: column {columns[col]!r} of row {row + 1} holds {values[row, col]:g}, beyond "
+                         "float32 (about 3.4e38). Expected finite numbers a float32 holds.")  # fmt: skip
     N, T = len(values), len(columns) // features
     present = ~np.isnan(values).reshape(N, T, features).any(-1)  # (N, T): steps with all features
     lengths = present.sum(1).astype(np.int64)
@@ -474,7 +479,18 @@ def load_csv_data(path: str | Path, *, label_column: str = "label", text_column:
 
     Split 80/10/10 stratified by label; with ``test_csv``, that file is the test split and the CSV is
     split 90/10.  Numeric values are standardised per feature with the training part's mean and std.
+    Errors are ``ValueError`` naming the file.
     """
+    try:
+        return _csv_data(path, label_column, text_column, features_per_step, test_csv, seed, min_count, max_length,
+                         limit)  # fmt: skip
+    except ValueError as error:
+        if str(path) in str(error) or (test_csv is not None and str(test_csv) in str(error)):
+            raise
+        raise ValueError(f"{str(path)!r}: {error}") from None  # e.g. too few rows to split, one class
+
+
+def _csv_data(path, label_column, text_column, features_per_step, test_csv, seed, min_count, max_length, limit):
     frame = read_table(path)
     test_frame = read_table(test_csv) if test_csv is not None else None
     if limit is not None:

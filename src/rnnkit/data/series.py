@@ -103,11 +103,22 @@ def load_series(
         >>> [(str(a.date()), str(b.date())) for a, b in s.gaps]  # 2024-01-04 is missing
         [('2024-01-03', '2024-01-05')]
     """
-    import pandas as pd
-
     if fill not in FILLS:
         raise ValueError(f"Expected fill to be one of {list(FILLS)}. Received: fill={fill!r}")
     frame, what = _read_table(source)
+    try:
+        return _from_frame(frame, what, target, time, covariates, fill, future_covariates)
+    except ValueError as error:
+        if what.startswith("the ") or what in str(error):
+            raise
+        raise ValueError(f"{what}: {error}") from None  # name the file
+
+
+def _from_frame(frame: pd.DataFrame, what: str, target: Any, time: Any, covariates: Any, fill: str,
+                future_covariates: Any) -> Series:  # fmt: skip
+    """``load_series`` once the table is read; ``what`` names it in messages."""
+    import pandas as pd
+
     if frame.empty:
         size = "no columns" if frame.shape[1] == 0 else "0 rows"
         raise ValueError(f"{what[:1].upper()}{what[1:]} holds no data ({size}).")
@@ -139,6 +150,13 @@ def load_series(
         )
 
     table = np.column_stack([_numbers(frame[name], name) for name in names])  # (N, n_targets + n_cov) float64
+    too_large = np.isfinite(table) & (np.abs(table) > np.finfo(np.float32).max)
+    if too_large.any():
+        r, c = np.argwhere(too_large)[0]
+        raise ValueError(
+            f"Column {names[c]!r} holds {table[r, c]:g} at row {r}, beyond float32 (about 3.4e38). "
+            "Expected values a float32 holds; rescale the column."
+        )
     rows = frame.index.to_numpy()
     stamps = None
     if time is not None:
@@ -235,9 +253,15 @@ def _numbers(column: pd.Series, name: Any) -> np.ndarray:
         bad = converted.isna() & column.notna()
         if bad.any():
             row = bad.idxmax()
-            raise ValueError(f"Column {name!r} holds a value that is not a number at row {row}: {column[row]!r}.")
+            raise ValueError(f"Column {name!r} holds a value that is not a number at row {row}: {_short(column[row])}.")
         column = converted
     return column.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, its middle cut for a long one (a cell may be a megabyte)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]} ({len(text)} characters)"
 
 
 def _timestamps(column: pd.Series, name: Any) -> pd.DatetimeIndex:
@@ -263,7 +287,7 @@ def _timestamps(column: pd.Series, name: Any) -> pd.DatetimeIndex:
     if bad.any():
         row = int(bad.to_numpy().argmax())
         value = column[row]
-        problem = "a missing timestamp" if pd.isna(value) else f"a value that is not a timestamp, {value!r},"
+        problem = "a missing timestamp" if pd.isna(value) else f"a value that is not a timestamp, {_short(value)},"
         raise ValueError(f"Column {name!r} (time) holds {problem} at row {row}.")
     return pd.DatetimeIndex(parsed, name=name)
 

@@ -30,8 +30,10 @@ class Vocabulary:
 
     @classmethod
     def from_text(cls, text: str | Iterable[str], min_count: int = 1) -> Vocabulary:
-        """Every character (or token, for an iterable of tokens) seen ``min_count`` times, most frequent first."""
+        """Every character (or token, for an iterable of tokens) seen ``min_count`` times, most frequent first.
+        A ``<unk>`` token in the text is the unknown symbol (id 0), as in the Penn Treebank."""
         counts = Counter(text)
+        counts.pop(UNKNOWN, None)
         symbols = sorted((s for s, c in counts.items() if c >= min_count), key=lambda s: (-counts[s], s))
         return cls(symbols)
 

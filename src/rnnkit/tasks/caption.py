@@ -36,6 +36,7 @@ import json
 import re
 import textwrap
 import time
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from itertools import product
@@ -291,16 +292,28 @@ def load_features(features: str | Path, captions: str | Path, seed: int = 0) -> 
             raise ValueError(f"No such file: {str(path)!r}.")
     try:
         array = np.load(features, allow_pickle=False)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"Expected a .npy array of shape (N, F) in {str(features)!r}; numpy says: {error}") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        array.close()
+        raise ValueError(f"Expected a .npy array of shape (N, F) in {str(features)!r}. Received an .npz archive.")
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(
             f"Expected features of shape (N, F): one row of F numbers per image, in {str(features)!r}. "
             f"Received shape {tuple(array.shape)}."
         )
-    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-        raise ValueError(f"Expected finite numbers in {str(features)!r}. Received dtype {array.dtype} with NaN/Inf.")
-    lines = captions.read_text(encoding="utf-8").splitlines()
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"Expected real numbers in {str(features)!r}. Received dtype {array.dtype}.")
+    if not (np.abs(array) <= np.finfo(np.float32).max).all():
+        raise ValueError(
+            f"Expected finite numbers a float32 holds in {str(features)!r}. Received dtype {array.dtype} with "
+            "NaN, Inf or values beyond float32 (about 3.4e38)."
+        )
+    raw = captions.read_bytes()
+    try:
+        lines = raw.decode("utf-8").removeprefix("\ufeff").splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{str(captions)!r} is not UTF-8 text: invalid byte at offset {error.start}.") from None
     while lines and not lines[-1].strip():
         lines.pop()  # trailing blank lines at the end of the file
     if len(lines) != len(array):

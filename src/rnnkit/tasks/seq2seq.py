@@ -81,8 +81,8 @@ def read_pairs(path: str | Path) -> list[Pair]:
             "Convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8)."
         ) from None
     pairs = []
-    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
-        line = line.rstrip("\r")
+    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")  # any mix of line ends
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         if "\t" not in line:

@@ -27,6 +27,7 @@ import json
 import lzma
 import random
 import re
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -60,10 +61,11 @@ def read_text(path: str | Path) -> str:
     if not path.is_file():
         raise ValueError(f"Expected a CoNLL file. Received: {str(path)!r}, which is not a file.")
     raw = path.read_bytes()
-    if path.suffix == ".xz":
-        raw = lzma.decompress(raw)
-    elif path.suffix == ".gz":
-        raw = gzip.decompress(raw)
+    if path.suffix in (".xz", ".gz"):
+        try:
+            raw = lzma.decompress(raw) if path.suffix == ".xz" else gzip.decompress(raw)
+        except (lzma.LZMAError, zlib.error, OSError, EOFError) as error:
+            raise ValueError(f"{path}: not a readable {path.suffix} file ({error}).") from None
     if not raw.strip():
         raise ValueError(f"{path}: the file is empty; expected tokens, one a line, a blank line between sentences.")
     try:
@@ -115,7 +117,7 @@ def parse_conll(
     """
     if format not in ("auto", "conll", "conllu"):
         raise ValueError(f"Expected format to be one of ['auto', 'conll', 'conllu']. Received: format={format!r}")
-    lines = text.split("\n")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # any mix of line ends
     if format == "conllu" or (format == "auto" and _is_conllu(name, lines)):
         return _parse_conllu(lines, name, 1 if token_column is None else token_column,
                              3 if tag_column is None else tag_column)  # fmt: skip
@@ -157,13 +159,22 @@ def parse_conll(
         if len(cols) != width:
             raise ValueError(
                 f"{name}, line {number}: expected {width} columns (as on line {first + 1}), found {len(cols)}: "
-                f"{line.rstrip()!r}"
+                f"{line.rstrip()[:80]!r}"
             )
+        _check_cells(cols, token_column, tag_column if has_tags else None, name, number, line)
         tokens.append(cols[token_column])
         if has_tags:
             tags.append(cols[tag_column])
     close()
     return sentences
+
+
+def _check_cells(cols: list[str], token_column: int, tag_column: int | None, name: str, number: int, line: str):
+    """A ValueError naming the line where the token (or the tag) is an empty cell."""
+    for what, column in (("token", token_column), ("tag", tag_column)):
+        if column is not None and not cols[column].strip():
+            received = line.rstrip("\r\n")[:80]
+            raise ValueError(f"{name}, line {number}: expected a {what}, found an empty cell. Received: {received!r}")
 
 
 def _columns(line: str, separator: str | None) -> list[str]:
@@ -187,10 +198,11 @@ def _parse_conllu(lines: list[str], name: str, token_column: int, tag_column: in
         cols = line.rstrip("\r").split("\t")
         if len(cols) != 10:
             raise ValueError(
-                f"{name}, line {number}: expected 10 tab-separated CoNLL-U columns, found {len(cols)}: {line!r}"
+                f"{name}, line {number}: expected 10 tab-separated CoNLL-U columns, found {len(cols)}: {line[:80]!r}"
             )
         if "-" in cols[0] or "." in cols[0]:
             continue  # a multiword token's range, or an empty node
+        _check_cells(cols, token_column, tag_column, name, number, line)
         tokens.append(cols[token_column])
         tags.append(cols[tag_column])
     if tokens:
