@@ -7,6 +7,7 @@ else our engines.  It does no arithmetic of its own beyond dropout between layer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,6 +20,56 @@ from .engine.compiled import compiled_blocker, has_kernel, step_compiled
 
 BACKENDS = ("auto", "native", "compiled", "fused", "reference")
 StateArg = Tensor | tuple[Tensor, ...] | None
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast runs matrix products in on this device type, or None outside autocast.
+
+    Example:
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     autocast_dtype("cpu")
+        torch.bfloat16
+        >>> autocast_dtype("cpu") is None
+        True
+    """
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+
+def autocast_engine(engine: Callable, device_type: str) -> Callable:
+    """``engine`` as it runs under autocast: step 1, ``x W_ih^T``, is an ordinary autocast matmul (in
+    bfloat16 or float16, so are its gradients dX and dW_ih), cast back to the parameters' dtype with
+    the biases added there; the engine then runs steps 2-4 on that projection with autocast off, in
+    the parameters' dtype (float32).  Same contract as the engine: x (N, I) packed, state tuple of
+    (B, H), returns (output (N, H), final state).
+
+    Example:
+        >>> from rnnkit.cells import LSTM
+        >>> from rnnkit.engine import run_fused
+        >>> layer = Recurrent("lstm", 4, 8)
+        >>> state = (torch.zeros(2, 8), torch.zeros(2, 8))
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     out, _ = autocast_engine(run_fused, "cpu")(LSTM(8), torch.randn(6, 4), [2, 2, 2], state,
+        ...                                                  layer.layer_parameters(0))
+        >>> out.shape, out.dtype
+        (torch.Size([6, 8]), torch.float32)
+    """
+
+    def run(cell: Cell, x: Tensor, batch_sizes: list[int], state, params: dict[str, Tensor], mask=None):
+        if type(cell).input_projection is not Cell.input_projection:  # a cell with its own step 1: all of it
+            with torch.autocast(device_type, enabled=False):  # in the parameters' dtype
+                return engine(cell, x, batch_sizes, state, params, mask)
+        weight_ih, bias_ih, bias_hh = params["weight_ih"], params.get("bias_ih"), params.get("bias_hh")
+        x_proj = (x @ weight_ih.t()).to(weight_ih.dtype)  # (N, G*H); the GEMM in the autocast dtype
+        input_side = {"weight_ih"}
+        if bias_ih is not None:
+            folded = cell.fold_recurrent_bias
+            x_proj = x_proj + (bias_ih + bias_hh if folded else bias_ih)
+            input_side |= {"bias_ih", "bias_hh"} if folded else {"bias_ih"}
+        rest = {name: tensor for name, tensor in params.items() if name not in input_side}
+        with torch.autocast(device_type, enabled=False):
+            return engine(cell, x_proj, batch_sizes, state, rest, mask)
+
+    return run
 
 
 class Recurrent(nn.Module):
@@ -52,6 +103,13 @@ class Recurrent(nn.Module):
     rnnkit when the extension builds), else ``fused`` (the same BPTT with Python loops) when the
     cell has ``step_backward``, else ``reference``.  ``compiled`` runs CPU float32/float64
     tensors; on a GPU it runs the ``fused`` loops.  :meth:`explain` says which runs and why.
+
+    Mixed precision: under ``torch.autocast`` (bfloat16 on a CPU, bfloat16 or float16 on a GPU)
+    ``native`` is torch's kernel under autocast's own rules.  The other engines run the input
+    projection ``x W_ih^T`` and its gradients (dX, dW_ih: the big GEMMs over all T*B rows) in the
+    autocast dtype, and the time loop, its state and ``W_hh`` in the parameters' dtype (float32):
+    the output is float32 and the parameters and their gradients stay float32.  The input may be
+    in the autocast dtype.
 
     Shapes (batch_first=True):
         x: ``(B, T, I)`` or a ``PackedSequence``; lengths: ``(B,)`` integers in ``1..T``.
@@ -141,7 +199,15 @@ class Recurrent(nn.Module):
         return backend
 
     def explain(self) -> str:
-        """One line: which backend runs and why."""
+        """One line: which backend runs and why (and, under autocast, in which precision)."""
+        line = self._explain_backend()
+        device_type = self.weight_ih_l0.device.type
+        if self.backend != "native" and torch.is_autocast_enabled(device_type):
+            dtype = str(torch.get_autocast_dtype(device_type)).removeprefix("torch.")
+            line += f"; under autocast: the input projection and its gradients in {dtype}, the loop in float32"
+        return line
+
+    def _explain_backend(self) -> str:
         blocker = self._native_blocker()
         if self.backend == "native":
             return f"native: torch's {self.cell.native_mode} kernel computes exactly this layer (cuDNN on a GPU)"
@@ -239,7 +305,7 @@ class Recurrent(nn.Module):
         if not isinstance(x, Tensor) or x.dim() != 2:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"Expected x of shape (B, I) with I={self.input_size}. Received {shape}.")
-        if torch.is_grad_enabled() or compiled_blocker(self.cell, x) is not None:
+        if torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type) or compiled_blocker(self.cell, x):
             out, final = self.forward(x.unsqueeze(1 if self.batch_first else 0), state)
             return out.squeeze(1 if self.batch_first else 0), final
         self._check_features(x.shape[-1], f"shape {tuple(x.shape)}")
@@ -269,6 +335,11 @@ class Recurrent(nn.Module):
 
     def _forward_engine(self, data: Tensor, batch_sizes: list[int], state: tuple[Tensor, ...]):
         engine = ENGINES[self.backend]
+        autocast = torch.is_autocast_enabled(data.device.type)
+        if autocast:  # the recurrence runs in the parameters' dtype; only step 1 follows autocast
+            dtype = self.weight_ih_l0.dtype
+            engine = autocast_engine(engine, data.device.type)
+            data, state = data.to(dtype), tuple(s.to(dtype) for s in state)
         B, D = batch_sizes[0], self.num_directions
         reverse = reverse_index(batch_sizes, data.device) if self.bidirectional else None
         finals: list[list[Tensor]] = [[] for _ in state]
@@ -321,6 +392,8 @@ class Recurrent(nn.Module):
             )
         self._check_features(x.shape[-1], f"shape {tuple(x.shape)}")
         weight = self.weight_ih_l0
+        if x.device == weight.device and x.dtype == autocast_dtype(x.device.type):
+            x = x.to(weight.dtype)  # under autocast, as torch's modules, take its dtype too
         if x.dtype != weight.dtype or x.device != weight.device:
             raise ValueError(
                 f"Expected input of dtype {weight.dtype} on {weight.device}, like the layer's weights. "

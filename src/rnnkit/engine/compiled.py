@@ -40,7 +40,7 @@ from ..cells.layernorm_lstm import EPS, LayerNormLSTM
 from ..cells.lstm import LSTM
 from ..cells.peephole import PeepholeLSTM
 from ..cells.rnn import RNN, ReLURNN
-from .fused import parameter_grads, refuse_double_backward, run_fused
+from .fused import input_gradient, is_projected, parameter_grads, refuse_double_backward, run_fused, without_autocast
 
 SOURCE = Path(__file__).resolve().parent.parent / "csrc" / "loops.cpp"
 # compiler flags per CPU capability that torch detected (torch.backends.cpu.get_cpu_capability())
@@ -321,15 +321,20 @@ class CompiledRecurrence(torch.autograd.Function):
         params = dict(zip(names, tensors[num_state:]))
         p = Params(params)
         kernel = KERNELS[type(cell)]
-        x_proj, bias = input_projection(cell, x, p)  # (N, G*H), handed over to the loops
+        projected = is_projected(params)
+        if projected:  # the caller did step 1, biases included; the loops overwrite their copy
+            x_proj, bias = x.contiguous().clone(), None
+        else:
+            x_proj, bias = input_projection(cell, x, p)  # (N, G*H), handed over to the loops
         out, final, saved = kernel.forward(ops, cell, x_proj, bias, batch_sizes, state, p, mask)
         ctx.ops, ctx.cell, ctx.kernel, ctx.mask = ops, cell, kernel, mask
         ctx.batch_sizes, ctx.names = batch_sizes, names
         ctx.num_state, ctx.num_saved = num_state, len(saved)
-        ctx.save_for_backward(x, *state, *tensors[num_state:], *saved)
+        ctx.save_for_backward(None if projected else x, *state, *tensors[num_state:], *saved)
         return (out, *final)
 
     @staticmethod
+    @without_autocast
     def backward(ctx, grad_output: Tensor, *grad_final: Tensor):
         refuse_double_backward("compiled")
         cell, kernel, sizes, mask = ctx.cell, ctx.kernel, ctx.batch_sizes, ctx.mask
@@ -339,14 +344,15 @@ class CompiledRecurrence(torch.autograd.Function):
         saved = tuple(rest[len(rest) - ctx.num_saved :])
         p = Params(dict(zip(ctx.names, param_tensors)))
         grad_final = tuple(torch.zeros_like(s) if g is None else g.contiguous() for g, s in zip(grad_final, state))
-        grad_output = torch.zeros(x.shape[0], cell.hidden_size, dtype=x.dtype) if grad_output is None else grad_output
+        if grad_output is None:
+            grad_output = torch.zeros(sum(sizes), cell.hidden_size, dtype=state[0].dtype)
         grad_x_proj, grad_h_proj, grad_state, extra = kernel.backward(
             ctx.ops, cell, grad_output.contiguous(), grad_final, saved, p, mask, sizes, state
         )
         grad_h_proj = grad_x_proj if grad_h_proj is None else grad_h_proj
         grad_weight_hh = kernel.weight_hh_grad(grad_h_proj, saved, sizes, state, mask)
         grads = parameter_grads(grad_x_proj, grad_h_proj, x, grad_weight_hh, extra)
-        grad_x = grad_x_proj @ p.weight_ih if ctx.needs_input_grad[5] else None
+        grad_x = input_gradient(grad_x_proj, p) if ctx.needs_input_grad[5] else None
         return (None, None, None, None, None, grad_x, None, *grad_state, *(grads[name] for name in ctx.names))
 
 

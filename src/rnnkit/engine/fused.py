@@ -9,9 +9,16 @@ Backward: 3. per step, last to first: the cell's ``step_backward`` (pointwise op
 
 It is a ``torch.autograd.Function``; asking it for a graph of its gradient (double backward,
 ``create_graph=True``) raises a clear error: use ``backend="reference"`` for that.
+
+Every engine also takes step 1 done already: given parameters without ``weight_ih`` (the layer
+projected the input itself, in bfloat16 under autocast), ``x`` is the projection (N, G*H) with
+its biases, the engine runs steps 2 and 3 and returns dL/dx = dL/d(x_proj).
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -29,18 +36,40 @@ def refuse_double_backward(engine: str) -> None:
         )
 
 
+def without_autocast(backward: Callable) -> Callable:
+    """A hand-written backward run in the dtype of its forward, with autocast off: ``.backward()``
+    called inside an autocast region would otherwise run its matmuls in bfloat16 (autograd runs a
+    CPU backward in the caller's thread, autocast state included)."""
+
+    @functools.wraps(backward)
+    def run(ctx, *grads: Tensor | None):
+        device_type = next(g for g in grads if g is not None).device.type
+        with torch.autocast(device_type, enabled=False):
+            return backward(ctx, *grads)
+
+    return run
+
+
+def is_projected(params: dict) -> bool:
+    """Whether the caller did step 1: no ``weight_ih`` among the parameters, the input is ``x_proj``."""
+    return "weight_ih" not in params
+
+
 def parameter_grads(grad_x_proj: Tensor, grad_h_proj: Tensor, x: Tensor, grad_weight_hh: Tensor, extra: dict) -> dict:
     """Step 4: the weight and bias gradients as single GEMMs and sums over all N rows.
 
-    grad_x_proj, grad_h_proj (N, G*H): dL/d(x W_ih^T + b_ih) and dL/d(h W_hh^T + b_hh); x (N, I).
+    grad_x_proj, grad_h_proj (N, G*H): dL/d(x W_ih^T + b_ih) and dL/d(h W_hh^T + b_hh); x (N, I),
+    or None when the caller did step 1 (then its own autograd gives dW_ih and db_ih).
     """
-    return {
-        "weight_ih": grad_x_proj.t() @ x,
-        "weight_hh": grad_weight_hh,
-        "bias_ih": grad_x_proj.sum(0),
-        "bias_hh": grad_h_proj.sum(0),
-        **extra,
-    }
+    grads = {"weight_hh": grad_weight_hh, "bias_hh": grad_h_proj.sum(0), **extra}
+    if x is not None:
+        grads.update(weight_ih=grad_x_proj.t() @ x, bias_ih=grad_x_proj.sum(0))
+    return grads
+
+
+def input_gradient(grad_x_proj: Tensor, p: Params) -> Tensor:
+    """dL/dx: ``grad_x_proj @ W_ih`` (N, I), or dL/d(x_proj) itself when the input was the projection."""
+    return grad_x_proj if p.weight_ih is None else grad_x_proj @ p.weight_ih
 
 
 class FusedRecurrence(torch.autograd.Function):
@@ -48,14 +77,16 @@ class FusedRecurrence(torch.autograd.Function):
     def forward(ctx, cell: Cell, batch_sizes: list[int], names: list[str], mask, x, num_state: int, *tensors):
         state, params = tuple(tensors[:num_state]), dict(zip(names, tensors[num_state:]))
         p = Params(params)
-        x_proj = cell.input_projection(x, p)  # (N, G*H)
+        projected = is_projected(params)
+        x_proj = x if projected else cell.input_projection(x, p)  # (N, G*H)
         output, final, saved = run_steps(cell, x_proj, batch_sizes, state, p, mask)
         ctx.cell, ctx.batch_sizes, ctx.names, ctx.mask, ctx.num_state = cell, batch_sizes, names, mask, num_state
         ctx.steps = saved
-        ctx.save_for_backward(x, *tensors[num_state:])
+        ctx.save_for_backward(None if projected else x, *tensors[num_state:])
         return (output, *final)
 
     @staticmethod
+    @without_autocast
     def backward(ctx, grad_output: Tensor, *grad_final: Tensor):
         refuse_double_backward("fused")
         cell, batch_sizes, mask, steps = ctx.cell, ctx.batch_sizes, ctx.mask, ctx.steps
@@ -63,10 +94,10 @@ class FusedRecurrence(torch.autograd.Function):
         params = dict(zip(ctx.names, param_tensors))
         p = Params(params)
         B, H = batch_sizes[0], cell.hidden_size
-        grad_final = [torch.zeros(B, H, dtype=x.dtype, device=x.device) if g is None else g for g in grad_final]
+        grad_final = [grad_output.new_zeros(B, H) if g is None else g for g in grad_final]
         grad_outputs = grad_output.split(batch_sizes)
 
-        grad_x_proj = x.new_empty(x.shape[0], cell.num_gates * H)  # (N, G*H), filled step by step
+        grad_x_proj = grad_output.new_empty(grad_output.shape[0], cell.num_gates * H)  # (N, G*H), step by step
         grad_x_proj_steps = grad_x_proj.split(batch_sizes)
         grads_h_proj, grads_extra = [], {}
         rows = batch_sizes[-1]
@@ -90,7 +121,7 @@ class FusedRecurrence(torch.autograd.Function):
         # The weight gradients: single GEMMs over all N rows, in forward (packed) order.
         grad_h_proj = grad_x_proj if grads_h_proj[0] is None else torch.cat(grads_h_proj[::-1])
         grads = parameter_grads(grad_x_proj, grad_h_proj, x, cell.weight_hh_grad(grad_h_proj, steps), grads_extra)
-        grad_x = grad_x_proj @ p.weight_ih if ctx.needs_input_grad[4] else None
+        grad_x = input_gradient(grad_x_proj, p) if ctx.needs_input_grad[4] else None
         return (None, None, None, None, grad_x, None, *grad_state, *(grads[name] for name in ctx.names))
 
 

@@ -23,12 +23,13 @@ def run_reference(
 
     Args:
         x: (N, I) packed input; batch_sizes: rows per time step (non-increasing).
-        state: initial state, a tuple of (B, H); params: base name -> tensor.
+        state: initial state, a tuple of (B, H); params: base name -> tensor.  Without
+            ``weight_ih``, ``x`` is the input projection already, (N, G*H) with its biases.
         mask: (B, H) variational recurrent dropout mask or None.
     Returns:
         output (N, H) packed hidden states, final state tuple of (B, H).
     """
     p = Params(params)
-    x_proj = cell.input_projection(x, p)  # (N, G*H), one GEMM for all steps
+    x_proj = x if p.weight_ih is None else cell.input_projection(x, p)  # (N, G*H), one GEMM for all steps
     output, final, _ = run_steps(cell, x_proj, batch_sizes, state, p, mask)
     return output, final
