@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import rnnkit
@@ -52,6 +53,37 @@ def test_bad_option_is_one_line_on_stderr_with_exit_code_2():
     assert result.returncode == 2
     assert "Expected size one of ['large', 'medium', 'small']. Received: size='huge'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_failure_is_one_line_with_exit_code_1_and_a_traceback_only_on_verbose(monkeypatch, capsys, verbose):
+    import rnnkit.cli as cli
+
+    broken = typer.Typer()
+
+    @broken.callback()
+    def options(verbose: bool = typer.Option(False, "--verbose")) -> None:
+        cli.STATE["verbose"] = verbose
+
+    @broken.command()
+    def fail() -> None:
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(cli, "app", broken)
+    monkeypatch.setitem(cli.STATE, "verbose", False)
+    monkeypatch.setattr("sys.argv", ["rnnkit", *(["--verbose"] if verbose else []), "fail"])
+    if verbose:
+        with pytest.raises(RuntimeError, match="the disk went away"):
+            cli.main()
+        return
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err.startswith("rnnkit: error: the disk went away\n")
+    monkeypatch.setattr("sys.argv", ["rnnkit", "nope"])  # a usage error: click's own message, exit 2
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2 and "No such command" in capsys.readouterr().err
 
 
 def test_demo_runs_end_to_end():

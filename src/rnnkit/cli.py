@@ -351,6 +351,41 @@ def bench_forecast(
     Console().print(table)
 
 
+@bench_app.command("corpus")
+def bench_corpus(
+    sizes: Annotated[str, typer.Option(help="Comma-separated sizes of the generated text, in MB.")] = "100,1000",
+    steps: Annotated[int, typer.Option(help="Training steps (LSTM-128, batch 32 x 128 characters).")] = 50,
+    scan: Annotated[bool, typer.Option(help="Also read one whole epoch of batches without the model.")] = True,
+    workdir: Annotated[str, typer.Option(help="Where the scratch text and corpus go (default: the temp dir).")] = "",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of a table.")] = False,
+) -> None:
+    """Peak memory of building the on-disk corpus of a generated text and training on it, per size (Linux).
+
+    Example: rnnkit bench corpus --sizes 100,1000
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bench import corpus as bench
+
+    names = [float(s) for s in sizes.split(",") if s.strip()]
+    with Console(stderr=True).status("generating, building and training (each step in its own process)..."):
+        rows = bench.run(names, steps=steps, workdir=workdir or None, scan=scan)
+    if json_out:
+        typer.echo(bench.as_json(rows))
+        return
+    table = Table(title=f"Peak resident MB (after imports -> peak) of encode_corpus, {steps} training steps, one scan")
+    columns = ("text MB", "tokens MB", "build s", "build MB", "train s", "train MB", "scan s", "scan MB")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(f"{r.text_mb:,.0f}", f"{r.tokens_mb:,.0f}", f"{r.build_s:.1f}",
+                      f"{r.build_base_mb:.0f} -> {r.build_peak_mb:.0f}", f"{r.train_s:.1f}",
+                      f"{r.train_base_mb:.0f} -> {r.train_peak_mb:.0f}", f"{r.scan_s:.1f}",
+                      f"{r.scan_base_mb:.0f} -> {r.scan_peak_mb:.0f}" if scan else "-")  # fmt: skip
+    Console().print(table)
+
+
 def main() -> None:
     """Entry point: run the app; turn our errors into one clear line (exit 2 bad usage, 1 failure)."""
     try:
@@ -360,12 +395,11 @@ def main() -> None:
     except (ValueError, TypeError) as error:
         _fail(error, 2)
     except Exception as error:  # noqa: BLE001 — every other failure: one line, traceback on --verbose
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
+        # click's usage errors (click itself, or the copy that typer >= 0.2x vendors) show themselves
+        if callable(getattr(error, "show", None)) and isinstance(getattr(error, "exit_code", None), int):
             error.show()
             sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
+        if isinstance(error, typer.Abort):
             sys.exit(1)
         _fail(error, 1)
 

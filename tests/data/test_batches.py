@@ -49,3 +49,20 @@ def test_epoch_sampler_reshuffles_each_epoch_reproducibly():
 def test_sequence_loader_yields_padded_batches():
     batches = list(sequence_loader([[1, 2, 3]] * 5, batch_size=2, shuffle=False))
     assert [len(b[2]) for b in batches] == [2, 2, 1]
+
+
+def test_chunks_of_a_memory_mapped_stream_hand_pages_back_and_read_the_same(tmp_path, monkeypatch):
+    import rnnkit.data.batches as batches
+
+    path = tmp_path / "tokens.bin"
+    np.arange(10_001, dtype=np.uint16).tofile(path)
+    mapped = np.memmap(path, dtype=np.uint16, mode="r")
+    assert batches.release_pages(mapped[100:]) and not batches.release_pages(np.arange(5))
+    monkeypatch.setattr(batches, "RELEASE_EVERY", 2)  # hand pages back every other chunk
+    released = []
+    monkeypatch.setattr(batches, "release_pages", lambda tokens: released.append(tokens) or True)
+    on_disk, in_memory = StreamChunks(mapped, 4, 50), StreamChunks(np.arange(10_001), 4, 50)
+    for i in range(len(on_disk)):
+        (x, y), (x_ref, y_ref) = on_disk[i], in_memory[i]
+        assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
+    assert len(released) == 2 * (len(on_disk) // 2) and released[0] is mapped  # both views, every other chunk

@@ -58,7 +58,7 @@ def test_a_run_writes_its_report_forecasts_series_and_plots(csv_run):
     names = {p.name for p in run.run_dir.iterdir()}
     assert {"config.json", "series.csv", "report.json", "forecasts.csv", "model.safetensors", "metrics.csv"} <= names
     assert {p.name for p in (run.run_dir / "plots").iterdir()} == {"forecast.png", "fan.png", "error_by_horizon.png",
-                                                                   "loss.png"}  # fmt: skip
+                                                                   "loss.png", "grad_norms.png"}  # fmt: skip
     report = json.loads((run.run_dir / "report.json").read_text())
     assert report["season"] == SEASON  # detected from the daily index of the training part
     assert report["split"]["points"] == {"train": 105, "validation": 23, "test": 22}

@@ -78,3 +78,16 @@ def test_stream_evaluation_in_chunks_equals_one_pass_over_the_whole_stream():
     ids = torch.from_numpy(tokens)[None]
     whole = model.loss((ids[:, :-1], ids[:, 1:])).loss.item() / math.log(2)
     assert stream_bits_per_char(model, tokens, chunk_length=37) == pytest.approx(whole, rel=1e-5)
+
+
+def test_validation_and_test_score_at_most_eval_max_chars_of_their_split(tmp_path, monkeypatch):
+    import rnnkit.tasks.text as text
+
+    monkeypatch.setattr(text, "EVAL_MAX_CHARS", 40)  # a big corpus in miniature: 144-character splits
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    run = text.train(tmp_path / "t.txt", hidden_size=8, embedding_dim=4, num_layers=1, epochs=1, batch_size=4,
+                     chunk_length=16, progress=False, run_dir=tmp_path / "run")  # fmt: skip
+    assert run.report["characters"]["test"] > 40
+    assert run.report["scored_characters"] == {"val": 40, "test": 40}
+    ids = np.array(run.vocab.encode(TEXT[-run.report["characters"]["test"] :][:40]))
+    assert run.report["test_bits_per_char"] == pytest.approx(stream_bits_per_char(run.model, ids), rel=1e-5)

@@ -20,11 +20,14 @@ def train(
     hidden: Annotated[int, typer.Option(help="Hidden units per layer.")] = 512,
     embedding: Annotated[int, typer.Option(help="Character embedding size.")] = 128,
     dropout: Annotated[float, typer.Option(help="Dropout on inputs, between layers and on outputs.")] = 0.1,
-    batch_size: Annotated[int, typer.Option(help="Parallel streams per batch.")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Parallel streams per batch, over all processes together.")] = 32,
     chunk: Annotated[int, typer.Option(help="Characters per chunk (truncated BPTT length).")] = 128,
     epochs: Annotated[int, typer.Option(help="Epochs.")] = 10,
     lr: Annotated[float, typer.Option(help="Learning rate (Adam).")] = 2e-3,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    devices: Annotated[int, typer.Option(help="Data-parallel processes per node (one per GPU on cuda).")] = 1,
+    strategy: Annotated[str, typer.Option(help="auto or ddp (gloo on CPU, nccl on CUDA).")] = "auto",
+    num_nodes: Annotated[int, typer.Option(help="Nodes of a torchrun or SLURM job, each running --devices.")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     resume: Annotated[Path | None, typer.Option(help="Continue this run directory from its last checkpoint.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -32,6 +35,7 @@ def train(
     """Train a character language model; report bits per character beside n-gram baselines.
 
     Example: rnnkit text train --data book.txt --layers 2 --hidden 512 --epochs 10
+    Two processes on one machine: rnnkit text train --data book.txt --devices 2 --strategy ddp
     """
     from rich.console import Console
     from rich.table import Table
@@ -41,9 +45,12 @@ def train(
     if data is None and resume is None:
         raise ValueError("Give --data FILE_OR_DIR (or --resume RUN_DIR).")
     result = run(data, cell=cell, num_layers=layers, hidden_size=hidden, embedding_dim=embedding, dropout=dropout,
-                 batch_size=batch_size, chunk_length=chunk, epochs=epochs, learning_rate=lr, device=device, seed=seed,
-                 resume=resume, progress=progress)  # fmt: skip
+                 batch_size=batch_size, chunk_length=chunk, epochs=epochs, learning_rate=lr, device=device,
+                 devices=devices, strategy=strategy, num_nodes=num_nodes, seed=seed, resume=resume,
+                 progress=progress)  # fmt: skip
     report = result.report
+    if not report:
+        return  # another process of a data-parallel run: the first one reports
     table = Table(title="Test bits per character (last 5% of the text; lower is better)")
     table.add_column("model")
     table.add_column("bits/char", justify="right")

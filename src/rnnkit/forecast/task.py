@@ -446,7 +446,7 @@ def train(
         >>> [row["method"] for row in run.report["metrics"]], run.report["season"]
         (['model', 'naive', 'seasonal_naive', 'ets'], 19)
         >>> sorted(p.name for p in (run.run_dir / "plots").iterdir())
-        ['error_by_horizon.png', 'fan.png', 'forecast.png', 'loss.png']
+        ['error_by_horizon.png', 'fan.png', 'forecast.png', 'grad_norms.png', 'loss.png']
     """
     from ..train import TrainConfig, read_run_config
 

@@ -111,7 +111,14 @@ def load_model(path: str | Path | None = None, device: str = "cpu") -> PoetryMod
     config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     vocab = Vocabulary.from_json((directory / "vocab.json").read_text(encoding="utf-8"))
     model = LanguageModel(**config["model"])
-    model.load_state_dict(load_file(str(directory / "model.safetensors"), device=device))
+    weights = directory / "model.safetensors"
+    try:
+        state = load_file(str(weights), device=device)
+    except Exception as error:  # safetensors' SafetensorError: "Error while deserializing header: ..."
+        from ..train.checkpoints import CheckpointError
+
+        raise CheckpointError(f"{weights} is not a readable weights file (truncated or corrupt: {error}).") from None
+    model.load_state_dict(state)
     return PoetryModel(model.to(device).eval(), vocab, config.get("report", {}))
 
 

@@ -8,6 +8,11 @@ The text is encoded once into the run directory (``corpus/``: a memory-mapped id
 memory does not grow with the corpus), split by position 90/5/5, and trained as
 ``batch_size`` parallel streams cut into chunks of ``chunk_length`` characters, the state
 carried between chunks (truncated BPTT).
+
+With ``devices`` > 1 (or ``num_nodes`` > 1) every process runs ``train``: the first writes the
+run directory; each other one encodes the text into a temporary directory of its own (or reads
+the run's ``corpus/`` when resuming), trains on its share of the streams and returns an empty
+report.  ``batch_size`` is the global number of streams, split between the processes.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +33,7 @@ from ..decoding import FreeText, SamplingOptions, sample
 from ..language_model import LanguageModel
 
 BASELINE_MAX_CHARS = 2_000_000  # the pure-Python n-gram baseline is fit on at most this many training characters
+EVAL_MAX_CHARS = 2_000_000  # validation and test score the first this many characters of their split (big corpora)
 
 
 @dataclass
@@ -34,7 +41,7 @@ class TextRun:
     run_dir: Path
     model: LanguageModel
     vocab: Vocabulary
-    report: dict
+    report: dict  # empty in the other processes of a data-parallel run (only the first evaluates)
 
 
 @torch.no_grad()
@@ -53,6 +60,14 @@ def stream_bits_per_char(model: LanguageModel, tokens: np.ndarray, chunk_length:
     return total / count / math.log(2)
 
 
+def _check_divisible(batch_size: int, world_size: int) -> None:
+    if batch_size % world_size:
+        raise ValueError(
+            f"Expected a batch size divisible by the number of processes ({world_size}): it is the global "
+            f"number of streams, split between them. Received: batch_size={batch_size}"
+        )
+
+
 def train(
     data: str | Path,
     *,
@@ -66,6 +81,9 @@ def train(
     epochs: int = 10,
     learning_rate: float = 2e-3,
     device: str = "auto",
+    devices: int = 1,
+    strategy: str = "auto",
+    num_nodes: int = 1,
     seed: int = 0,
     run_dir: str | Path | None = None,
     resume: str | Path | None = None,
@@ -76,44 +94,62 @@ def train(
 
     ``report.json`` in the run directory holds validation and test bits per character and,
     on the same test split, the unigram and Kneser-Ney 3- and 5-gram baselines (fit on the
-    last ``BASELINE_MAX_CHARS`` training characters when the training split is longer).
+    last ``BASELINE_MAX_CHARS`` training characters when the training split is longer).  On a big
+    corpus validation (every epoch) and test score the first ``EVAL_MAX_CHARS`` characters of
+    their split (``report["scored_characters"]``), so their cost does not grow with the corpus.
+    ``devices``, ``strategy`` and ``num_nodes``: data-parallel training (``TrainConfig``); they
+    may change when resuming.
     """
     from ..baselines.ngram import evaluate
     from ..data.batches import stream_loader
     from ..train import Splits, TrainConfig, fit, load_weights, new_run_dir, read_run_config
+    from ..train.fit import process_rank
 
+    parallel = dict(devices=devices, strategy=strategy, num_nodes=num_nodes)
+    private = None  # the corpus of a process other than the first, removed at the end
     if resume is not None:
         saved = read_run_config(resume)
         run_dir = Path(resume)
-        config = TrainConfig.from_dict(saved["train"])
+        config = TrainConfig.from_dict({**saved["train"], **parallel})
         config.progress = progress
         batch_size, chunk_length = saved["batch_size"], saved["chunk_length"]
+        _check_divisible(batch_size, config.world_size)
         corpus = TokenCorpus.open(run_dir / "corpus")
         model_config = saved["model"]
     else:
         config = TrainConfig(task="text", epochs=epochs, learning_rate=learning_rate, device=device, seed=seed,
-                             progress=progress)  # fmt: skip
-        run_dir = Path(run_dir) if run_dir else new_run_dir("text", config.runs_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+                             progress=progress, **parallel)  # fmt: skip
+        _check_divisible(batch_size, config.world_size)
+        if process_rank() != 0:
+            private = Path(tempfile.mkdtemp(prefix=f"rnnkit-rank{process_rank()}-"))
+            run_dir = None
+        else:
+            run_dir = Path(run_dir) if run_dir else new_run_dir("text", config.runs_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+        home = private or run_dir
         try:
-            corpus = encode_corpus(data, run_dir / "corpus")
+            corpus = encode_corpus(data, home / "corpus")
         except ValueError:
-            shutil.rmtree(run_dir / "corpus", ignore_errors=True)
-            if not any(run_dir.iterdir()):
-                run_dir.rmdir()  # leave no empty run behind for a corpus that could not be read
+            shutil.rmtree(home / "corpus", ignore_errors=True)
+            if not any(home.iterdir()):
+                home.rmdir()  # leave no empty run behind for a corpus that could not be read
             raise
-        (run_dir / "vocab.json").write_text(corpus.vocab.to_json(), encoding="utf-8")
+        if private is None:
+            (run_dir / "vocab.json").write_text(corpus.vocab.to_json(), encoding="utf-8")
         model_config = dict(vocab_size=len(corpus.vocab), embedding_dim=embedding_dim, hidden_size=hidden_size,
                             num_layers=num_layers, cell=cell, dropout=dropout)  # fmt: skip
     train_ids, val_ids, test_ids = corpus.split()
     if len(val_ids) < 2 or len(test_ids) < 2:
         raise ValueError(f"{len(corpus)} characters are too few to split 90/5/5; give at least 40.")
     batch_size = max(1, min(batch_size, (len(train_ids) - 1) // 2))
+    batch_size -= batch_size % config.world_size  # still a multiple of the processes when the text is short
+    if batch_size < 1:
+        raise ValueError(f"{len(train_ids)} training characters are too few for {config.world_size} processes.")
     torch.manual_seed(config.seed)
     model = LanguageModel(**model_config)
     splits = Splits(
         stream_loader(train_ids, batch_size, chunk_length),
-        stream_loader(val_ids, 1, max(chunk_length, 256)),
+        stream_loader(val_ids[:EVAL_MAX_CHARS], 1, max(chunk_length, 256)),
         stateful=True,
         unit="chars",
     )
@@ -123,19 +159,27 @@ def train(
     def samples(m):
         return generate_with(m, vocab, prime=vocab.decode(train_ids[:1]), length=200, seed=0)
 
-    result = fit(model, splits, config, run_dir=run_dir, resume=resume, meta=meta, samples=samples)
+    try:
+        result = fit(model, splits, config, run_dir=run_dir, resume=resume, meta=meta, samples=samples)
+    finally:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+    if result.global_rank != 0:
+        return TextRun(result.run_dir, model.eval(), vocab, {})
     load_weights(model, run_dir, "best")
     report = {
         "run_dir": str(run_dir),
-        "val_bits_per_char": stream_bits_per_char(model, val_ids),
-        "test_bits_per_char": stream_bits_per_char(model, test_ids),
+        "val_bits_per_char": stream_bits_per_char(model, val_ids[:EVAL_MAX_CHARS]),
+        "test_bits_per_char": stream_bits_per_char(model, test_ids[:EVAL_MAX_CHARS]),
         "best_epoch": result.best_epoch, "epochs": result.epochs, "stop_reason": result.stop_reason,
         "split": "by position: first 90% train, next 5% validation, last 5% test",
         "characters": {"train": len(train_ids), "val": len(val_ids), "test": len(test_ids)},
+        "scored_characters": {"val": min(len(val_ids), EVAL_MAX_CHARS), "test": min(len(test_ids), EVAL_MAX_CHARS)},
     }  # fmt: skip
     if baselines:
         train_text = vocab.decode(train_ids[-BASELINE_MAX_CHARS:])
-        report["baselines_test_bits_per_char"] = evaluate(train_text.replace("\ufffd", "\x00"), vocab.decode(test_ids))
+        test_text = vocab.decode(test_ids[:EVAL_MAX_CHARS])
+        report["baselines_test_bits_per_char"] = evaluate(train_text.replace("\ufffd", "\x00"), test_text)
     (run_dir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return TextRun(run_dir, model.eval(), vocab, report)
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULERS = ("plateau", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+STRATEGIES = ("auto", "ddp")  # ddp: one process per device, started by Lightning (or by torchrun / srun)
 
 
 def check_choice(name: str, value, accepted) -> None:
@@ -32,6 +33,9 @@ class TrainConfig:
         >>> TrainConfig(optimizer="adagrad")
         Traceback (most recent call last):
         ValueError: Expected optimizer to be one of ['adam', 'adamw', 'rmsprop', 'sgd']. Received: optimizer='adagrad'
+        >>> TrainConfig(devices=2, strategy="ddp_spawn")
+        Traceback (most recent call last):
+        ValueError: Expected strategy to be one of ['auto', 'ddp']. Received: strategy='ddp_spawn'
     """
 
     task: str = "run"
@@ -49,6 +53,9 @@ class TrainConfig:
     clip_value: float = 0.0
     early_stopping: int = 3
     device: str = "auto"
+    devices: int = 1  # processes per node (data-parallel)
+    num_nodes: int = 1
+    strategy: str = "auto"
     seed: int = 0
     runs_dir: str = "runs"
     tensorboard: bool = False
@@ -58,6 +65,10 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("scheduler", self.scheduler, SCHEDULERS)
         check_choice("device", self.device, DEVICES)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        for name in ("devices", "num_nodes"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"Expected {name} to be an integer >= 1. Received: {name}={getattr(self, name)!r}")
         for name in ("epochs", "learning_rate"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Expected {name} > 0. Received: {name}={getattr(self, name)}")
@@ -66,6 +77,11 @@ class TrainConfig:
                 raise ValueError(f"Expected {name} >= 0 (0 turns it off). Received: {name}={getattr(self, name)}")
         if not 0 < self.lr_factor < 1:
             raise ValueError(f"Expected lr_factor in (0, 1). Received: lr_factor={self.lr_factor}")
+
+    @property
+    def world_size(self) -> int:
+        """How many training processes in all: ``devices * num_nodes``."""
+        return self.devices * self.num_nodes
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,12 +11,18 @@ atomically, ``resume``, the loss-curve PNG, and a clear stop on NaN.
 
 ``grad_norms.csv`` holds one row per optimizer step: the global gradient norm before and
 after clipping and whether it was clipped (``rnnkit diagnose training --run RUN_DIR``).
+
+Data-parallel training (``TrainConfig(devices=2, strategy="ddp")``, on several nodes with
+``num_nodes``): Lightning's DDP, gloo on CPU and nccl on CUDA.  The data's batch size is the
+global one; each process trains on its share of every batch (``shard_loader``), the metrics
+are those of the global batches, and only the first process writes the run directory.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import warnings
 from collections.abc import Callable, Iterable
@@ -64,6 +70,7 @@ class RunResult:
     epochs: int  # epochs completed, over all sessions of the run
     stop_reason: str
     metrics: list[dict] = field(default_factory=list)
+    global_rank: int = 0  # this process's rank in a data-parallel run; only rank 0 wrote the run directory
 
 
 def pick_device(device: str = "auto") -> str:
@@ -85,6 +92,22 @@ def pick_device(device: str = "auto") -> str:
     if not available[device]:
         raise ValueError(f"device={device!r} was asked for, but this machine has none (torch {torch.__version__}).")
     return device
+
+
+def process_rank() -> int:
+    """This process's global rank in a data-parallel run, from the launcher's environment (0 when alone).
+
+    Read before Lightning starts the other processes: ``RANK`` (torchrun), ``LOCAL_RANK`` (the
+    processes Lightning starts on one machine), ``SLURM_PROCID`` (srun), as Lightning reads them.
+
+    Example:
+        >>> process_rank() >= 0  # 0 in a single-process run
+        True
+    """
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if os.environ.get(key) is not None:
+            return int(os.environ[key])
+    return 0
 
 
 def seed_everything(seed: int) -> None:
@@ -131,6 +154,8 @@ def fit(
         run_dir: where to write; default ``config.runs_dir/<task>-<timestamp>``.
         resume: a run directory to continue from its ``checkpoints/last.ckpt`` (same model and
             data): weights, optimizer, schedule, epoch, RNG state and metrics carry on.
+            With several processes (``config.devices`` or ``config.num_nodes`` > 1) ``run_dir`` is
+            used by the first only; the others write nothing (and ``run_dir`` may be left out there).
         meta: extra task settings saved in ``config.json`` (vocabulary path, data, ...).
         samples: called with the model after each epoch; its text goes to ``samples.txt``.
 
@@ -154,9 +179,12 @@ def fit(
     """
     import lightning as L
 
+    from ..data.batches import shard_loader
     from .loop import RunKeeper, TrainingModule
 
     config = config or TrainConfig()
+    shard_loader(data.train, 0, config.world_size)  # a batch size the processes cannot share is an error now
+    writes = process_rank() == 0
     ckpt_path = None
     if resume is not None:
         run_dir = Path(resume)
@@ -167,6 +195,8 @@ def fit(
                 "epoch ended, or this is not a run directory)."
             )
         load_checkpoint(ckpt_path)  # a clear error now for a corrupt file, rather than deep inside Lightning
+    elif not writes:
+        run_dir = Path(run_dir) if run_dir is not None else Path(config.runs_dir)  # never written by this process
     else:
         run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config.task, config.runs_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +209,8 @@ def fit(
 
     device = pick_device(config.device)
     seed_everything(config.seed)
-    module = TrainingModule(model, config, stateful=data.stateful, unit=data.unit)
+    module = TrainingModule(model, config, stateful=data.stateful, unit=data.unit, train_data=data.train,
+                            val_data=data.val)  # fmt: skip
     keeper = RunKeeper(run_dir, config, samples=samples)
     callbacks: list = [keeper]
     if config.progress:
@@ -194,7 +225,11 @@ def fit(
     with _quiet_lightning():
         trainer = L.Trainer(
             accelerator={"cuda": "gpu"}.get(device, device),
-            devices=1,
+            devices=config.devices,
+            num_nodes=config.num_nodes,
+            strategy=config.strategy,
+            use_distributed_sampler=False,  # shard_loader splits each global batch (TrainingModule.train_dataloader)
+            limit_val_batches=None if data.val is not None else 0,
             max_epochs=config.epochs,
             max_steps=config.max_steps,
             callbacks=callbacks,
@@ -208,8 +243,6 @@ def fit(
         )
         trainer.fit(
             module,
-            train_dataloaders=data.train,
-            val_dataloaders=data.val,
             ckpt_path=None if ckpt_path is None else str(ckpt_path),
             weights_only=True if ckpt_path is not None else None,
         )
@@ -217,8 +250,10 @@ def fit(
         keeper.stop_reason = keeper.stop_reason or "interrupted"
     elif not keeper.stop_reason:
         keeper.stop_reason = "max steps" if 0 < config.max_steps <= trainer.global_step else "all epochs done"
-    _finish(run_dir, model, config.clip_norm)
-    return RunResult(run_dir, keeper.best, keeper.best_epoch, keeper.epochs_done, keeper.stop_reason, keeper.rows)
+    if trainer.is_global_zero:
+        _finish(run_dir, model, config.clip_norm)
+    return RunResult(run_dir, keeper.best, keeper.best_epoch, keeper.epochs_done, keeper.stop_reason, keeper.rows,
+                     trainer.global_rank)  # fmt: skip
 
 
 def _finish(run_dir: Path, model: nn.Module, clip_norm: float) -> None:
@@ -259,6 +294,7 @@ class _quiet_lightning:
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*but have no `val_dataloader`.*")
+        warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # rnnkit sums over the processes itself
         return self
 
     def __exit__(self, *exc):

@@ -4,6 +4,11 @@ Imported only inside ``fit`` (Lightning takes a second to import).  Everything h
 bookkeeping around ``model.loss(batch, state)``: the model owns its loss, Lightning owns the
 loop, and ``RunKeeper`` owns the run directory (metrics.csv, grad_norms.csv, checkpoints, early
 stopping).
+
+Data-parallel (``devices`` > 1): each process trains on its shard of every global batch
+(``shard_loader``); its loss is weighted by its share of the batch's items, so that the averaged
+gradient is that of the global batch mean; losses and counts are summed over the processes, so
+the metrics are those of the global batches; only the first process writes the run directory.
 """
 
 from __future__ import annotations
@@ -76,9 +81,11 @@ class EpochStats:
 class TrainingModule(L.LightningModule):
     """Wraps any ``nn.Module`` that has ``loss(batch, state) -> LossOutput`` for Lightning."""
 
-    def __init__(self, model: torch.nn.Module, config: TrainConfig, stateful: bool, unit: str):
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, stateful: bool, unit: str, train_data=None,
+                 val_data=None):  # fmt: skip
         super().__init__()
         self.model = model
+        self.train_data, self.val_data = train_data, val_data
         self.train_config = config
         self.stateful = stateful
         self.unit = unit
@@ -113,6 +120,26 @@ class TrainingModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._scheduler_state = checkpoint.get("rnnkit", {}).get("scheduler")
 
+    # -- data: each process's shard of the global batches ---------------------------------------
+    def train_dataloader(self):
+        from ..data.batches import shard_loader
+
+        return shard_loader(self.train_data, self.global_rank, self.trainer.world_size)
+
+    def val_dataloader(self):
+        from ..data.batches import shard_loader
+
+        if self.val_data is None:
+            return []
+        return shard_loader(self.val_data, self.global_rank, self.trainer.world_size, indivisible="replicate")
+
+    def sum_over_processes(self, *values: float) -> list[float]:
+        """Each value summed over all processes (unchanged in a single process)."""
+        if self.trainer.world_size == 1:
+            return list(values)
+        total = torch.tensor(values, dtype=torch.float64, device=self.device)
+        return self.trainer.strategy.reduce(total, reduce_op="sum").tolist()
+
     # -- training ----------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         self.stats = EpochStats()
@@ -121,7 +148,15 @@ class TrainingModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int):
         out = self.model.loss(batch, self._state if self.stateful else None)
-        value = out.loss.item()
+        count = float(out.count)
+        loss = out.loss
+        value = loss.item()
+        if self.trainer.world_size > 1:
+            # the global batch's mean loss; backward sees this process's share of it, so that the gradient
+            # DDP averages over the processes is the gradient of the global mean (shards may differ in count)
+            total, total_count = self.sum_over_processes(value * count, count)
+            loss = loss * (count * self.trainer.world_size / total_count)
+            value, count = total / total_count, total_count
         if not math.isfinite(value):
             raise TrainingDiverged(
                 f"The training loss became {value} at step {self.global_step + 1} "
@@ -130,7 +165,6 @@ class TrainingModule(L.LightningModule):
             )
         if self.stateful:
             self._state = detach_state(out.state)
-        count = float(out.count)
         self.stats.train_loss += value * count
         self.stats.train_count += count
         self.stats.steps += 1
@@ -140,7 +174,7 @@ class TrainingModule(L.LightningModule):
         self.log("loss", value, prog_bar=True, on_step=True, on_epoch=False, batch_size=int(count))
         rate = self.stats.train_count / max(self.stats.train_seconds, 1e-9)
         self.log(f"{self.unit}/s", round(rate), prog_bar=True, on_step=True, on_epoch=False, logger=False)
-        return out.loss
+        return loss
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         config = self.train_config
@@ -174,6 +208,7 @@ class TrainingModule(L.LightningModule):
         self.stats.val_count += count
 
     def on_validation_epoch_end(self) -> None:
+        self.stats.val_loss, self.stats.val_count = self.sum_over_processes(self.stats.val_loss, self.stats.val_count)
         if self.stats.val_count:
             self.log("val_loss", self.stats.val_loss / self.stats.val_count, prog_bar=True, on_epoch=True)
 
@@ -218,6 +253,10 @@ class RunKeeper(L.Callback):
         self.stop_reason = ""
         self.rows: list[dict] = []
         self.grad_rows: list[tuple] = []  # grad_norms.csv: (step, epoch, grad_norm, grad_norm_clipped, clipped)
+        self.writes = True  # only the first of several processes writes the run directory
+
+    def setup(self, trainer: L.Trainer, module: TrainingModule, stage: str) -> None:
+        self.writes = trainer.is_global_zero
 
     @property
     def checkpoints(self) -> Path:
@@ -233,13 +272,17 @@ class RunKeeper(L.Callback):
         _set_rng_state(state["rng"])
         # rows written after the checkpoint (the run died between the two) are dropped
         self.rows = [row for row in read_metrics(self.run_dir / "metrics.csv") if int(row["epoch"]) <= self.epochs_done]
-        write_atomic(self.run_dir / "metrics.csv", lambda tmp: _write_rows(tmp, self.rows))
+        if self.writes:
+            write_atomic(self.run_dir / "metrics.csv", lambda tmp: _write_rows(tmp, self.rows))
         self.grad_rows = [
             (int(r["step"]), int(r["epoch"]), float(r["grad_norm"]), float(r["grad_norm_clipped"]), int(r["clipped"]))
             for r in read_metrics(self.run_dir / "grad_norms.csv")
             if int(r["epoch"]) <= self.epochs_done
         ]
-        write_atomic(self.run_dir / "grad_norms.csv", lambda tmp: _write_tuples(tmp, self.grad_rows))
+        if self.writes:
+            write_atomic(self.run_dir / "grad_norms.csv", lambda tmp: _write_tuples(tmp, self.grad_rows))
+        if self.writes and self.best_epoch == self.epochs_done:  # the run may have died before copying it to best
+            copy_atomic(self.checkpoints / "last.ckpt", self.checkpoints / "best.ckpt")
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: TrainingModule) -> None:
         if trainer.sanity_checking:
@@ -265,14 +308,17 @@ class RunKeeper(L.Callback):
         }  # fmt: skip
         self.rows.append(row)
         self.grad_rows.extend((step, self.epochs_done, *rest) for step, *rest in stats.norms)
-        write_atomic(self.run_dir / "metrics.csv", lambda tmp: _write_rows(tmp, self.rows))
-        write_atomic(self.run_dir / "grad_norms.csv", lambda tmp: _write_tuples(tmp, self.grad_rows))
-        if self.samples is not None:
-            _append_sample(self.run_dir / "samples.txt", self.epochs_done, module.model, self.samples)
-        self.checkpoints.mkdir(exist_ok=True)
-        write_atomic(self.checkpoints / "last.ckpt", trainer.save_checkpoint)
-        if improved:
-            copy_atomic(self.checkpoints / "last.ckpt", self.checkpoints / "best.ckpt")
+        if self.writes:
+            write_atomic(self.run_dir / "metrics.csv", lambda tmp: _write_rows(tmp, self.rows))
+            write_atomic(self.run_dir / "grad_norms.csv", lambda tmp: _write_tuples(tmp, self.grad_rows))
+            if self.samples is not None:
+                _append_sample(self.run_dir / "samples.txt", self.epochs_done, module.model, self.samples)
+            self.checkpoints.mkdir(exist_ok=True)
+            write_atomic(self.checkpoints / "last.ckpt", trainer.save_checkpoint)
+            if improved:
+                copy_atomic(self.checkpoints / "last.ckpt", self.checkpoints / "best.ckpt")
+        else:
+            trainer.save_checkpoint(self.checkpoints / "last.ckpt")  # writes nothing here; waits for the first process
         if self.config.early_stopping and self.wait >= self.config.early_stopping:
             self.stop_reason = f"early stopping: no better loss for {self.wait} epochs"
             trainer.should_stop = True
