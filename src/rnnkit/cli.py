@@ -11,11 +11,13 @@ from . import __version__
 from .commands import caption as caption_commands
 from .commands import classify as classify_commands
 from .commands import diagnose as diagnose_commands
+from .commands import export as export_commands
 from .commands import forecast as forecast_commands
 from .commands import memory as memory_commands
 from .commands import music as music_commands
 from .commands import poetry as poetry_commands
 from .commands import seq2seq as seq2seq_commands
+from .commands import serve as serve_commands
 from .commands import tag as tag_commands
 from .commands import text as text_commands
 
@@ -37,6 +39,8 @@ app.add_typer(caption_commands.app, name="caption")
 app.add_typer(music_commands.app, name="music")
 app.add_typer(diagnose_commands.app, name="diagnose")
 app.add_typer(memory_commands.app, name="tasks")
+app.command("export")(export_commands.export)
+app.command("serve")(serve_commands.serve)
 
 STATE = {"verbose": False}
 
@@ -383,6 +387,58 @@ def bench_corpus(
                       f"{r.build_base_mb:.0f} -> {r.build_peak_mb:.0f}", f"{r.train_s:.1f}",
                       f"{r.train_base_mb:.0f} -> {r.train_peak_mb:.0f}", f"{r.scan_s:.1f}",
                       f"{r.scan_base_mb:.0f} -> {r.scan_peak_mb:.0f}" if scan else "-")  # fmt: skip
+    Console().print(table)
+
+
+@bench_app.command("serve")
+def bench_serve(
+    levels: Annotated[str, typer.Option(help="Comma-separated concurrency levels (requests kept in flight).")] = (
+        "1,4,16,32"
+    ),
+    requests: Annotated[int, typer.Option(help="Requests per level (at most).")] = 128,
+    max_seconds: Annotated[float, typer.Option(help="Seconds per level (at most; requests in flight finish).")] = 60,
+    form: Annotated[int, typer.Option(help="Characters per line of the requested quatrains: 5 or 7.")] = 7,
+    compare_at: Annotated[int, typer.Option(help="Concurrency of one more level with batching off (0: none).")] = 16,
+    run: Annotated[str, typer.Option(help="Model dir for the service (default: the shipped poetry model).")] = "",
+    url: Annotated[str, typer.Option(help="Load a service already running on loopback instead of starting one.")] = "",
+    threads: Annotated[int, typer.Option(help="OMP_NUM_THREADS of the service (0: inherited).")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Requests per second and p50/p99 latency of batch-1 poem requests to `rnnkit serve` on loopback, at
+    rising concurrency, with the batch sizes the service formed; and once with its batching off.
+
+    Example: rnnkit bench serve --levels 1,4,16,32 --requests 128
+    """
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bench import serve as bench
+
+    console = Console(stderr=True)
+
+    def progress(r: bench.Level) -> None:
+        console.log(f"concurrency {r.concurrency:3d}: {r.requests_per_s:6.1f} req/s, p50 {r.p50_ms:7.1f} ms, "
+                    f"p99 {r.p99_ms:7.1f} ms")  # fmt: skip
+
+    with console.status("starting the service and loading it..."):
+        rows = bench.run(tuple(int(c) for c in levels.split(",") if c.strip()), requests=requests,
+                         max_seconds=max_seconds, form=form, compare_at=compare_at or None, run_dir=run or None,
+                         url=url or None, threads=threads, progress=progress)  # fmt: skip
+    if json_out:
+        typer.echo(json.dumps(bench.as_json(rows, threads), indent=1, ensure_ascii=False))
+        return
+    title = f"rnnkit serve, batch-1 {form}-character acrostic quatrains on loopback — {bench.machine(threads)}"
+    table = Table(title=title)
+    columns = ("in flight", "batching", "requests", "errors", "req/s", "p50 ms", "p99 ms", "mean batch", "largest")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for r in rows:
+        batching = "off" if r.max_batch == 1 else f"max {r.max_batch}" if r.max_batch else "on"
+        mean_batch = f"{r.mean_batch:.1f}" if r.mean_batch is not None else "-"
+        table.add_row(str(r.concurrency), batching, str(r.requests), str(r.errors), f"{r.requests_per_s:.1f}",
+                      f"{r.p50_ms:.0f}", f"{r.p99_ms:.0f}", mean_batch, str(r.largest_batch or "-"))  # fmt: skip
     Console().print(table)
 
 

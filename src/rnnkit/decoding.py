@@ -22,6 +22,7 @@ from .data.vocab import Vocabulary
 
 POEM_SEPARATOR = "\n"  # poems are separated (and started) by a newline in training text
 COMMA, FULL_STOP = "，", "。"
+GREEDY_BELOW = 1e-30  # a temperature under this is greedy: logits / T would overflow float32 to -inf everywhere
 
 
 def is_hanzi(char: str) -> bool:
@@ -65,7 +66,7 @@ def rhyme_group(char: str) -> str | None:
 class SamplingOptions:
     """How to pick each token from the allowed ones.
 
-    temperature: divides the logits (< 1 sharper, > 1 flatter); 0 means greedy (argmax).
+    temperature: divides the logits (< 1 sharper, > 1 flatter); 0 (or under 1e-30) means greedy (argmax).
     top_k: keep the k most likely tokens (0: all).  top_p: keep the smallest set whose
     probability reaches p (1.0: all).  repetition_penalty: > 1 makes tokens already in the
     sequence less likely (CTRL, Keskar et al. 2019).
@@ -188,18 +189,22 @@ class FreeText:
         return vocab.decode(ids.tolist() if isinstance(ids, Tensor) else ids)
 
 
+Generators = torch.Generator | list[torch.Generator | None] | None
+
+
 def choose_tokens(
-    logits: Tensor, options: SamplingOptions, history: Tensor | None = None, generator: torch.Generator | None = None
+    logits: Tensor, options: SamplingOptions, history: Tensor | None = None, generator: Generators = None
 ) -> Tensor:
     """Pick one token per row of (B, V) logits (disallowed ones already -inf): repetition
     penalty on the tokens in ``history`` (B, t), then greedy, or temperature, top-k, top-p and
     a draw.  Top-p works inside the top-k candidates, so no step sorts the whole vocabulary
-    unless top-p is asked for without top-k."""
+    unless top-p is asked for without top-k.  ``generator``: one for the batch, or a list of B,
+    one per row (see ``sample``)."""
     if options.repetition_penalty != 1.0 and history is not None and history.numel():
         seen = logits.gather(1, history)  # (B, t)
         penalty = options.repetition_penalty
         logits = logits.scatter(1, history, torch.where(seen > 0, seen / penalty, seen * penalty))
-    if options.temperature == 0:
+    if options.temperature < GREEDY_BELOW:
         return logits.argmax(-1)
     if not options.top_k and options.top_p == 1.0:
         return _draw(logits / options.temperature, generator)
@@ -212,12 +217,36 @@ def choose_tokens(
     return candidates.gather(1, _draw(values, generator)[:, None]).squeeze(1)
 
 
-def _draw(scores: Tensor, generator: torch.Generator | None) -> Tensor:
+def _draw(scores: Tensor, generator: Generators) -> Tensor:
     """One index per row of (B, n) unnormalised log-probabilities (-inf: never), by the
     Gumbel-max trick: argmax(scores + G) with G = -log(E), E ~ Exponential(1), is a draw from
-    softmax(scores).  Three cheap kernels instead of softmax + multinomial."""
-    noise = torch.empty_like(scores).exponential_(generator=generator)
+    softmax(scores).  Three cheap kernels instead of softmax + multinomial.
+
+    With a list of generators, each run of consecutive rows sharing one generator draws its
+    noise as one (rows, n) block from it: the draws a request alone in ``sample`` would get."""
+    if isinstance(generator, list):
+        noise = torch.cat([torch.empty(stop - start, scores.shape[1], dtype=scores.dtype).exponential_(generator=g)
+                           for g, start, stop in row_blocks(generator)])  # fmt: skip
+    else:
+        noise = torch.empty_like(scores).exponential_(generator=generator)
     return (scores - noise.log_()).argmax(-1)
+
+
+def row_blocks(generators: list) -> list[tuple]:
+    """Runs of consecutive rows sharing one generator (the same object): (generator, start, stop).
+
+    Example:
+        >>> a, b = torch.Generator(), torch.Generator()
+        >>> [(g is a, start, stop) for g, start, stop in row_blocks([a, a, b, None])]
+        [(True, 0, 2), (False, 2, 3), (False, 3, 4)]
+    """
+    blocks: list[tuple] = []
+    for row, g in enumerate(generators):
+        if blocks and blocks[-1][0] is g and g is not None:
+            blocks[-1] = (g, blocks[-1][1], row + 1)
+        else:
+            blocks.append((g, row, row + 1))
+    return blocks
 
 
 @torch.no_grad()
@@ -227,12 +256,17 @@ def sample(
     form: PoemForm | FreeText,
     num: int = 1,
     options: SamplingOptions | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
 ) -> Tensor:
     """Draw ``num`` sequences of ``form.length`` tokens after ``prefix``, in one batch.
 
     ``model.step(token (B,), state) -> (logits (B, V), state)``.  Returns ids (num, length).
+    ``generator``: one for the whole batch, or a list of ``num``, one per row; consecutive rows
+    holding the same generator draw together, as ``sample`` with that generator and that many
+    rows would, so requests batched together each get what they would get alone.
     """
+    if isinstance(generator, list) and len(generator) != num:
+        raise ValueError(f"Expected one generator per row, {num}. Received: {len(generator)} generators")
     options = options or SamplingOptions()
     was_training = model.training
     model.eval()

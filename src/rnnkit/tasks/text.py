@@ -185,7 +185,8 @@ def train(
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> TextRun:
-    """A trained text run's best model and vocabulary."""
+    """A trained text run's best model and vocabulary (or those of a directory written by
+    ``rnnkit export --format safetensors``)."""
     from ..train import load_weights, read_run_config
 
     run_dir = Path(run_dir)
@@ -193,9 +194,14 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> TextRun:
     if not (run_dir / "vocab.json").is_file():
         raise ValueError(f"{str(run_dir)!r} is not a text run (no vocab.json).")
     vocab = Vocabulary.from_json((run_dir / "vocab.json").read_text(encoding="utf-8"))
-    model = load_weights(LanguageModel(**config["model"]), run_dir, "best").to(device).eval()
+    if not (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "model.safetensors").is_file():
+        from ..export import load_exported  # an exported model directory: the weights alone
+
+        model = load_exported(run_dir, device)
+    else:
+        model = load_weights(LanguageModel(**config["model"]), run_dir, "best").to(device).eval()
     report_path = run_dir / "report.json"
-    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else config.get("report", {})
     return TextRun(run_dir, model, vocab, report)
 
 
