@@ -50,6 +50,23 @@ def test_a_poem_without_acrostic_has_the_lines_and_form_asked_for(client):
     assert [len(line) for line in poem.splitlines()] == [6, 6]
 
 
+def test_first_line_rhyme_and_beam_are_what_the_library_writes(client):
+    from rnnkit.decoding import rhyme_group
+
+    body = {"acrostic": "春花秋月", "form": 5, "rhyme": True, "num": 2, "seed": 3}
+    texts = client.post("/generate", json=body).json()["texts"]
+    assert texts == write_poems(load_model(), acrostic="春花秋月", form=5, rhyme=True, num=2, seed=3)
+    for poem in texts:
+        lines = poem.splitlines()
+        assert rhyme_group(lines[1][-2]) == rhyme_group(lines[3][-2]) is not None  # the characters before 。
+    (poem,) = client.post("/generate", json={"first_line": "床前明月光", "form": 5, "seed": 0}).json()["texts"]
+    assert poem.startswith("床前明月光，")
+    (best,) = client.post("/generate", json={"acrostic": "江山", "form": 7, "beam": 3}).json()["texts"]
+    assert [best] == write_poems(load_model(), acrostic="江山", form=7, beam=3)
+    answer = client.post("/generate", json={"acrostic": "江山", "beam": 3, "num": 2})
+    assert answer.status_code == 422 and "beam search writes the one most likely poem" in answer.json()["detail"]
+
+
 REQUESTS = [  # different heads, forms, rows, seeds and options; some share a batch, some cannot
     {"acrostic": "春花秋月", "form": 5, "num": 2, "seed": 1},
     {"acrostic": "江山如画", "form": 5, "num": 1, "seed": 2},

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..decoding import SamplingOptions
+from ..decoding import SamplingOptions, beam_search
 from .batcher import Batcher, Job
 from .page import PAGE
 from .runs import forecast, load_forecast_run, load_generation_model
@@ -147,13 +147,20 @@ def create_app(
                 raise ValueError("prime is for text models; this service writes poems: give acrostic, form or lines.")
             if generation.kind == "text" and body.acrostic is not None:
                 raise ValueError("acrostic is for poetry models; this service writes text: give prime and length.")
-            form = form_of(acrostic=body.acrostic, form=body.form, lines=body.lines, length=body.length)
+            if body.beam and (generation.kind == "text" or body.num != 1):
+                raise ValueError("beam search writes the one most likely poem: give num 1 (and a poetry model).")
+            form = form_of(acrostic=body.acrostic, form=body.form, lines=body.lines, length=body.length,
+                           first_line=body.first_line, rhyme=body.rhyme)  # fmt: skip
             prefix = generation.prefix(body.prime)
             options = SamplingOptions(temperature=body.temperature, top_k=body.top_k, top_p=body.top_p,
                                       repetition_penalty=body.repetition_penalty)  # fmt: skip
         except ValueError as error:
             raise HTTPException(422, str(error)) from None
-        texts = await batcher.submit(Job(form, prefix, body.num, options, body.seed))
+        if body.beam:  # deterministic and not batched: one search per request, in a thread
+            ids, _ = await run_in_threadpool(beam_search, generation.model, prefix, form, body.beam)
+            texts = [form.render(generation.vocab, ids)]
+        else:
+            texts = await batcher.submit(Job(form, prefix, body.num, options, body.seed))
         return {"texts": texts, "kind": generation.kind, "seconds": time.perf_counter() - start}
 
     async def forecast_(body) -> dict:

@@ -24,10 +24,16 @@ class GenerationModel:
     model: LanguageModel
     vocab: Vocabulary
 
-    def form(self, *, acrostic: str | None, form: int, lines: int, length: int) -> PoemForm | FreeText:
+    def form(
+        self, *, acrostic: str | None, form: int, lines: int, length: int, first_line: str | None = None,
+        rhyme: bool = False,
+    ) -> PoemForm | FreeText:  # fmt: skip
         """The constraint of one request; a ``ValueError`` naming what the model cannot write."""
         if self.kind == "poetry":
-            return PoemForm(self.vocab, chars_per_line=form, num_lines=lines, heads=acrostic)
+            return PoemForm(self.vocab, chars_per_line=form, num_lines=lines, heads=acrostic, first_line=first_line,
+                            rhyme=rhyme)  # fmt: skip
+        if first_line is not None or rhyme:
+            raise ValueError("first_line and rhyme are for poetry models; this service writes text.")
         return FreeText(self.vocab, length)
 
     def prefix(self, prime: str = "") -> list[int]:

@@ -11,6 +11,7 @@ MAX_HEADS = 8  # acrostic characters (lines of a poem)
 MAX_PRIME = 2000  # characters of a text prime
 MAX_LENGTH = 1000  # characters of generated text
 MAX_NUM = 16  # poems or texts per request
+MAX_BEAM = 8  # beam width
 MAX_HISTORY = 100_000  # values of a forecast history
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -36,6 +37,11 @@ class GenerateRequest(BaseModel):
     )
     form: Literal[5, 7] = Field(5, description="Poetry: characters per line.")
     lines: Integer = Field(4, ge=1, le=MAX_HEADS, description="Poetry without an acrostic: lines of the poem.")
+    first_line: Annotated[str, Field(min_length=1, max_length=7)] | None = Field(
+        None, description="Poetry: the poem starts with this line (no punctuation).", examples=["床前明月光"]
+    )
+    rhyme: bool = Field(False, description="Poetry: lines 2, 4, 6, 8 end in one rhyme group (中华新韵).")
+    beam: Integer = Field(0, ge=0, le=MAX_BEAM, description="Poetry: beam width, the one most likely poem (num 1).")
     prime: str = Field("", max_length=MAX_PRIME, description="Text: the text to continue.")
     length: Integer = Field(200, ge=1, le=MAX_LENGTH, description="Text: characters to write.")
     num: Integer = Field(1, ge=1, le=MAX_NUM, description="How many poems or texts.")
