@@ -80,6 +80,16 @@ def test_a_failure_is_one_line_with_exit_code_1_and_a_traceback_only_on_verbose(
         cli.main()
     assert exit_.value.code == 1
     assert capsys.readouterr().err.startswith("rnnkit: error: the disk went away\n")
+    from rnnkit.train.checkpoints import DiskFullError
+
+    @broken.command()
+    def full() -> None:
+        raise DiskFullError("Could not write last.ckpt: no space left on device.")
+
+    monkeypatch.setattr("sys.argv", ["rnnkit", "full"])  # a full disk is no usage error: exit 1
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 1 and "no space left on device" in capsys.readouterr().err
     monkeypatch.setattr("sys.argv", ["rnnkit", "nope"])  # a usage error: click's own message, exit 2
     with pytest.raises(SystemExit) as exit_:
         cli.main()

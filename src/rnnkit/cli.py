@@ -448,6 +448,8 @@ def main() -> None:
         app(standalone_mode=False)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
+    except OSError as error:  # the machine's fault, not the command line's (a full disk is also a ValueError)
+        _fail(error, 1)
     except (ValueError, TypeError) as error:
         _fail(error, 2)
     except Exception as error:  # noqa: BLE001 — every other failure: one line, traceback on --verbose
