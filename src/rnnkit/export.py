@@ -56,6 +56,14 @@ class ExportSource:
     vocab_json: str | None = None  # the vocabulary, as ``Vocabulary.to_json`` wrote it
     report: dict = field(default_factory=dict)
 
+    def vocabulary(self):
+        """The model's ``Vocabulary``; a ``ValueError`` when the directory has no vocab.json."""
+        from .data.vocab import Vocabulary
+
+        if self.vocab_json is None:
+            raise ValueError(f"{str(self.directory)!r} holds a model but no vocab.json to encode text with.")
+        return Vocabulary.from_json(self.vocab_json)
+
 
 def read_language_model(directory: str | Path) -> ExportSource:
     """The best weights of a poetry or text run, or the model of a model directory (one written by

@@ -197,30 +197,15 @@ OutOption = Annotated[Path, typer.Option(help="Directory for the files written."
 
 def _load_language_model(run: Path | None):
     """``(model, vocab, kind, name)``: the shipped poetry model, a poetry model/run, or a text run."""
-    import json
-
-    from ..tasks.poetry import load_model
+    from ..export import read_language_model
 
     if run is None:
+        from ..tasks.poetry import load_model
+
         poetry = load_model()
         return poetry.model, poetry.vocab, "poetry", "the shipped poetry model"
-    config_path = run / "config.json"
-    if not config_path.is_file():
-        raise ValueError(
-            f"Expected --run a poetry model or run directory, or a text run directory (with config.json). "
-            f"Received: {str(run)!r}"
-        )
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    task = config.get("task") or config.get("train", {}).get("task")
-    if task == "poetry":
-        poetry = load_model(run)
-        return poetry.model, poetry.vocab, "poetry", str(run)
-    if task == "text":
-        from ..tasks.text import load_run
-
-        text_run = load_run(run)
-        return text_run.model, text_run.vocab, "text", str(run)
-    raise ValueError(f"Expected --run from a poetry or text task. Received: {str(run)!r} of task {task!r}")
+    source = read_language_model(run)
+    return source.model, source.vocabulary(), source.task, str(run)
 
 
 def _texts(kind: str, run: Path | None, vocab, text: Path | None, poems: int, chars: int, form: int = 0):

@@ -3,7 +3,6 @@ once at start-up, and the forecast of one request."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -57,7 +56,8 @@ def load_generation_model(run: str | Path | None = None) -> GenerationModel:
         ...
         ValueError: Expected --run to be a poetry model or a text or poetry run directory. Received: 'no/such/dir', which does not exist.
     """  # noqa: E501
-    from ..tasks import poetry, text
+    from ..export import read_language_model
+    from ..tasks import poetry
 
     if run is None:
         shipped = poetry.load_model()
@@ -68,21 +68,8 @@ def load_generation_model(run: str | Path | None = None) -> GenerationModel:
             f"Expected --run to be a poetry model or a text or poetry run directory. Received: {str(run)!r}, "
             "which does not exist."
         )
-    config_path = directory / "config.json"
-    if not config_path.is_file():
-        raise ValueError(f"{str(run)!r} is neither a poetry model nor a run directory (no config.json).")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise ValueError(f"{str(config_path)!r} is not valid JSON ({error}).") from None
-    task = config.get("task") or (config.get("train") or {}).get("task")
-    if task == "poetry" and "train" not in config:  # an exported model: model.safetensors, config.json, vocab.json
-        exported = poetry.load_model(directory)
-        return GenerationModel("poetry", exported.model, exported.vocab)
-    if task not in ("poetry", "text"):
-        raise ValueError(f"{str(run)!r} is a {task!r} run; rnnkit serve generates with poetry and text runs.")
-    loaded = text.load_run(directory)  # a poetry run is laid out as a text run: config, vocab.json, checkpoints
-    return GenerationModel(task, loaded.model, loaded.vocab)
+    source = read_language_model(directory)  # a poetry or text run, or a model directory; clear errors otherwise
+    return GenerationModel(source.task, source.model, source.vocabulary())
 
 
 def load_forecast_run(run: str | Path):

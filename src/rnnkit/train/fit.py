@@ -121,7 +121,10 @@ def read_run_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ValueError(f"{str(run_dir)!r} is not a run directory (no config.json).")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON ({error}).") from None
 
 
 def load_weights(model: nn.Module, run_dir: str | Path, which: str = "best") -> nn.Module:
