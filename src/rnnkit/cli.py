@@ -109,7 +109,11 @@ def loops(
     if ops is None:
         console.print(f"[bold red]not built[/]: {compiled.loops_error()}; the Python loops run instead.")
         raise typer.Exit(1)
+    from .gemm import ONEDNN_MIN_MACS, kernel
+
     blas = "libtorch's BLAS, called directly" if compiled.direct_blas() else "ATen's addmm (no BLAS symbol found)"
+    if kernel() == "onednn":
+        blas += f"; float32 products of at least {ONEDNN_MIN_MACS:,} multiply-adds on oneDNN"
     console.print(f"compiled loops ready ({seconds:.1f} s); per-step GEMMs: {blas}")
 
 

@@ -20,6 +20,8 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor
 
+from ..gemm import matmul
+
 State = tuple[Tensor, ...]
 
 
@@ -156,19 +158,24 @@ class Cell:
     def input_projection(self, x: Tensor, p: Params) -> Tensor:
         """``x @ W_ih^T + b_ih (+ b_hh when folded)`` for all N rows at once: (N, I) -> (N, G*H)."""
         if p.bias_ih is None:
-            return x @ p.weight_ih.t()
+            return matmul(x, p.weight_ih.t())
         bias = p.bias_ih + p.bias_hh if self.fold_recurrent_bias else p.bias_ih
-        return torch.addmm(bias, x, p.weight_ih.t())
+        return matmul(x, p.weight_ih.t(), bias)
 
     def gate_preactivations(self, x_proj: Tensor, h_rec: Tensor, p: Params) -> Tensor:
-        """``x_proj + h_rec @ W_hh^T`` as one addmm (for cells whose ``b_hh`` is folded)."""
-        return torch.addmm(x_proj, h_rec, p.weight_hh.t())
+        """``x_proj + h_rec @ W_hh^T`` as one GEMM (for cells whose ``b_hh`` is folded)."""
+        return matmul(h_rec, p.weight_hh.t(), x_proj)
 
     def recurrent_projection(self, h_rec: Tensor, p: Params) -> Tensor:
         """``h @ W_hh^T`` (plus ``b_hh`` unless it was folded into the input projection)."""
         if p.bias_hh is None or self.fold_recurrent_bias:
-            return h_rec @ p.weight_hh.t()
-        return torch.addmm(p.bias_hh, h_rec, p.weight_hh.t())
+            return matmul(h_rec, p.weight_hh.t())
+        return matmul(h_rec, p.weight_hh.t(), p.bias_hh)
+
+    def hidden_gradient(self, grad_h_proj: Tensor, p: Params, mask: Tensor | None) -> Tensor:
+        """dL/dh_{t-1} through the recurrent GEMM: ``grad_h_proj @ W_hh`` (B, G*H) @ (G*H, H),
+        times the dropout mask."""
+        return self.recurrent_input_backward(matmul(grad_h_proj, p.weight_hh), mask)
 
     @staticmethod
     def recurrent_input(h_prev: Tensor, mask: Tensor | None) -> Tensor:

@@ -64,5 +64,5 @@ class CIFGLSTM(Cell):
         grad_z = torch.cat(
             (sigmoid_grad(grad_f, f), tanh_grad(grad_g, g), sigmoid_grad(grad_o, o)), 1, out=out
         )  # (B, 3H)
-        grad_h_prev = self.recurrent_input_backward(grad_z @ p.weight_hh, mask)
+        grad_h_prev = self.hidden_gradient(grad_z, p, mask)
         return grad_z, None, (grad_h_prev, grad_cell_prev), {}

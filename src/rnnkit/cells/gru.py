@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..gemm import matmul
 from .base import Cell, Params, State, sigmoid_grad, tanh_grad
 
 
@@ -70,7 +71,7 @@ class GRU(Cell):
         grad_x_proj = torch.cat((grad_r_pre, grad_z_pre, grad_n_pre), 1, out=out)  # (B, 3H)
         grad_h_proj = torch.cat((grad_r_pre, grad_z_pre, grad_h_n), 1)  # (B, 3H)
         # h_proj = h_rec @ W_hh^T + b_hh
-        grad_h_prev = grad_h_direct + self.recurrent_input_backward(grad_h_proj @ p.weight_hh, mask)
+        grad_h_prev = grad_h_direct + self.hidden_gradient(grad_h_proj, p, mask)
         return grad_x_proj, grad_h_proj, (grad_h_prev,), {}
 
 
@@ -96,10 +97,10 @@ class GRUv1(Cell):
         h_rec = self.recurrent_input(h_prev, mask)
         x_rz, x_n = x_proj[:, : 2 * H], x_proj[:, 2 * H :]
         w_rz, w_n = p.weight_hh[: 2 * H], p.weight_hh[2 * H :]
-        r_z = torch.sigmoid(x_rz + h_rec @ w_rz.t())  # (B, 2H)
+        r_z = torch.sigmoid(matmul(h_rec, w_rz.t(), x_rz))  # (B, 2H)
         reset_gate, update_gate = r_z.chunk(2, 1)
         reset_h = reset_gate * h_rec
-        candidate = torch.tanh(x_n + reset_h @ w_n.t())
+        candidate = torch.tanh(matmul(reset_h, w_n.t(), x_n))
         hidden = (1 - update_gate) * candidate + update_gate * h_prev
         return (hidden,), GRUv1Saved(h_rec, h_prev, reset_gate, update_gate, candidate, reset_h)
 
@@ -114,11 +115,11 @@ class GRUv1(Cell):
         grad_h_direct = grad_hidden * z
         # n = tanh(x_n + (r ⊙ h_rec) @ W_hn^T)
         grad_n_pre = tanh_grad(grad_n, n)
-        grad_reset_h = grad_n_pre @ w_n
+        grad_reset_h = matmul(grad_n_pre, w_n)
         grad_r = grad_reset_h * h_rec
         # r = σ(x_r + h_rec @ W_hr^T),  z = σ(x_z + h_rec @ W_hz^T)
         grad_rz_pre = torch.cat((sigmoid_grad(grad_r, r), sigmoid_grad(grad_z, z)), 1)  # (B, 2H)
-        grad_h_rec = grad_reset_h * r + grad_rz_pre @ w_rz
+        grad_h_rec = matmul(grad_rz_pre, w_rz, grad_reset_h * r)
         grad_h_prev = grad_h_direct + self.recurrent_input_backward(grad_h_rec, mask)
         return torch.cat((grad_rz_pre, grad_n_pre), 1, out=out), None, (grad_h_prev,), {}
 

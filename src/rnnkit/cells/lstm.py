@@ -72,5 +72,5 @@ class LSTM(Cell):
             out=out,
         )  # (B, 4H)
         # z = x_proj + h_rec @ W_hh^T
-        grad_h_prev = self.recurrent_input_backward(grad_z @ p.weight_hh, mask)
+        grad_h_prev = self.hidden_gradient(grad_z, p, mask)
         return grad_z, None, (grad_h_prev, grad_cell_prev), {}

@@ -75,7 +75,7 @@ class PeepholeLSTM(LSTM):
         # c reaches c' directly and through the peepholes of i and f
         grad_cell_prev = torch.addcmul(torch.addcmul(grad_cell * f, grad_z_i, w_ci), grad_z_f, w_cf)
         grad_z = torch.cat((grad_z_i, grad_z_f, grad_z_g, grad_z_o), 1, out=out)  # (B, 4H)
-        grad_h_prev = self.recurrent_input_backward(grad_z @ p.weight_hh, mask)
+        grad_h_prev = self.hidden_gradient(grad_z, p, mask)
         grad_peephole = torch.cat(
             ((grad_z_i * cell_prev).sum(0), (grad_z_f * cell_prev).sum(0), (grad_z_o * cell_state).sum(0))
         )

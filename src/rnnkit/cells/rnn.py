@@ -51,7 +51,7 @@ class RNN(Cell):
         (grad_hidden,) = grad_state
         # h' = f(z),  z = x_proj + h_rec @ W_hh^T
         grad_z = self.activation_grad(grad_hidden, saved.hidden)
-        grad_h_prev = self.recurrent_input_backward(grad_z @ p.weight_hh, mask)
+        grad_h_prev = self.hidden_gradient(grad_z, p, mask)
         return grad_z, None, (grad_h_prev,), {}
 
 

@@ -17,6 +17,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <dlfcn.h>
 #include <torch/library.h>
 
@@ -25,6 +26,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -86,12 +89,50 @@ const Blas& blas() {
 
 bool direct_blas() { return blas().s != nullptr && blas().d != nullptr; }
 
+// oneDNN's matmul, through torch's op mkldnn::_linear_pointwise (rnnkit/gemm.py says why and when):
+// for float32 products of at least onednn_min_macs multiply-adds, once Python has switched it on
+// (use_onednn, called where the loops are loaded, after checking the op against mm).
+bool onednn_enabled = false;
+int64_t onednn_min_macs = 0;
+
+bool use_onednn(bool enable, int64_t min_macs) {
+  onednn_enabled = enable && c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""}).has_value();
+  onednn_min_macs = min_macs;
+  return onednn_enabled;
+}
+
+// a (rows x k) @ weight^T for weight (cols x k), any strides.
+Tensor onednn_product(const Tensor& a, const Tensor& weight) {
+  static const c10::OperatorHandle op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
+  c10::List<std::optional<at::Scalar>> scalars;
+  scalars.push_back(std::nullopt);
+  std::vector<c10::IValue> stack{a, weight, c10::IValue(), c10::IValue(std::string("none")), c10::IValue(scalars),
+                                 c10::IValue()};
+  op.callBoxed(&stack);
+  return stack[0].toTensor();
+}
+
 // C (rows x cols) = beta C + A (rows x k) op(B), row-major with leading dimensions lda, ldb, ldc;
 // B is given as (cols x k) and transposed when b_transposed, else given as (k x cols).
 template <typename scalar_t>
 void gemm(int64_t rows, int64_t cols, int64_t k, const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb,
           bool b_transposed, scalar_t beta, scalar_t* c, int64_t ldc) {
   if (rows == 0 || cols == 0) return;
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (onednn_enabled && rows * cols * k >= onednn_min_macs) {
+      const auto options = at::TensorOptions().dtype(at::kFloat);
+      const Tensor A = at::from_blob(const_cast<float*>(a), {rows, k}, {lda, 1}, options);
+      const Tensor W = b_transposed ? at::from_blob(const_cast<float*>(b), {cols, k}, {ldb, 1}, options)
+                                    : at::from_blob(const_cast<float*>(b), {k, cols}, {ldb, 1}, options).t();
+      Tensor C = at::from_blob(c, {rows, cols}, {ldc, 1}, options);
+      const Tensor product = onednn_product(A, W);
+      if (beta == 0) C.copy_(product);
+      else if (beta == 1) C.add_(product);
+      else C.mul_(beta).add_(product);
+      return;
+    }
+  }
   // row-major C = A op(B) is column-major C^T = op(B)^T A^T
   const char ta = b_transposed ? 'T' : 'N', tb = 'N';
   const int m = static_cast<int>(cols), n = static_cast<int>(rows), kk = static_cast<int>(k);
@@ -932,6 +973,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> layernorm_lst
 
 TORCH_LIBRARY(rnnkit_loops, m) {
   m.def("direct_blas", &direct_blas);
+  m.def("use_onednn", &use_onednn);
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);
   m.def("rnn_forward", &rnn_forward);

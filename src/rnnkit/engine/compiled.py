@@ -40,6 +40,7 @@ from ..cells.layernorm_lstm import EPS, LayerNormLSTM
 from ..cells.lstm import LSTM
 from ..cells.peephole import PeepholeLSTM
 from ..cells.rnn import RNN, ReLURNN
+from ..gemm import matmul, onednn_available, onednn_min_macs
 from .fused import input_gradient, is_projected, parameter_grads, refuse_double_backward, run_fused, without_autocast
 
 SOURCE = Path(__file__).resolve().parent.parent / "csrc" / "loops.cpp"
@@ -138,7 +139,9 @@ def _build(verbose: bool) -> Any:
     directory.mkdir(parents=True, exist_ok=True)
     load(name=name, sources=[str(SOURCE)], extra_cflags=build_flags(), extra_ldflags=["-fopenmp"],
          build_directory=str(directory), is_python_module=False, verbose=verbose)  # fmt: skip
-    return torch.ops.rnnkit_loops
+    ops = torch.ops.rnnkit_loops
+    ops.use_onednn(onednn_available(), onednn_min_macs())  # float32 per-step GEMMs: oneDNN where it is faster
+    return ops
 
 
 # ---------------------------------------------------------------------------------------- layout helpers
@@ -300,7 +303,7 @@ def input_projection(cell: Cell, x: Tensor, p: Params) -> tuple[Tensor, Tensor |
     The bias is ``b_ih + b_hh`` where the cell folds ``b_hh`` in, ``b_ih`` for the GRU; adding it in the
     loops saves writing a broadcast (N, G*H) copy of it before the GEMM.
     """
-    x_proj = x @ p.weight_ih.t()
+    x_proj = matmul(x, p.weight_ih.t())
     if p.bias_ih is None:
         return x_proj, None
     return x_proj, p.bias_ih + p.bias_hh if cell.fold_recurrent_bias else p.bias_ih

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ..cells.base import Cell, Params
+from ..gemm import matmul
 from .packing import run_steps
 
 
@@ -69,7 +70,7 @@ def parameter_grads(grad_x_proj: Tensor, grad_h_proj: Tensor, x: Tensor, grad_we
 
 def input_gradient(grad_x_proj: Tensor, p: Params) -> Tensor:
     """dL/dx: ``grad_x_proj @ W_ih`` (N, I), or dL/d(x_proj) itself when the input was the projection."""
-    return grad_x_proj if p.weight_ih is None else grad_x_proj @ p.weight_ih
+    return grad_x_proj if p.weight_ih is None else matmul(grad_x_proj, p.weight_ih)
 
 
 class FusedRecurrence(torch.autograd.Function):
