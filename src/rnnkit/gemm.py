@@ -58,13 +58,18 @@ def onednn_min_macs() -> int:
     return 0 if os.environ.get("RNNKIT_GEMM", "").lower() == "onednn" else ONEDNN_MIN_MACS
 
 
-def matmul(a: Tensor, b: Tensor, add: Tensor | None = None) -> Tensor:
+def matmul(a: Tensor, b: Tensor, add: Tensor | None = None, out: Tensor | None = None) -> Tensor:
     """``add + a @ b`` for a (M, K), b (K, N); ``add`` None, a bias (N,) or a matrix (M, N).
+
+    With ``out`` (M, N), the product is written there by ``torch.mm``/``addmm`` (oneDNN's op has no
+    ``out``): a warm kept buffer (``rnnkit.engine.workspace``) beats a fresh one on either kernel.
 
     >>> a, b = torch.randn(64, 256), torch.randn(256, 1024)
     >>> torch.allclose(matmul(a, b), a @ b, atol=1e-4)
     True
     """
+    if out is not None:
+        return torch.mm(a, b, out=out) if add is None else torch.addmm(add, a, b, out=out)
     if not _use_onednn(a, b):
         return a @ b if add is None else torch.addmm(add, a, b)
     weight = b.t()  # (N, K): oneDNN computes a @ weight^T and reads weight's strides as they are

@@ -249,6 +249,15 @@ Tensor bias_or_zeros(const c10::optional<Tensor>& bias, int64_t width, const at:
   return bias->contiguous();
 }
 
+// An (N, width) gradient buffer: the one Python hands over (a reused workspace buffer, see
+// rnnkit/engine/workspace.py) or a new one.
+Tensor buffer_like(const c10::optional<Tensor>& given, const Tensor& like) {
+  if (!given.has_value()) return at::empty_like(like);
+  TORCH_CHECK(given->sizes() == like.sizes() && given->is_contiguous() && given->scalar_type() == like.scalar_type(),
+              "rnnkit loops: the gradient buffer must be contiguous, of shape ", like.sizes());
+  return *given;
+}
+
 // ================================================================================== LSTM family
 // variant 0: LSTM                gates i, f, g, o   c' = f c + i g           h' = o tanh(c')
 // variant 1: peephole LSTM       i, f see c; o sees c' (diagonal weights w_ci, w_cf, w_co)
@@ -396,13 +405,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_backward(Tensor grad_hs, Tensor 
                                                          Tensor gates, Tensor cs, Tensor c0,
                                                          at::IntArrayRef batch_sizes, Tensor w_hh,
                                                          c10::optional<Tensor> peephole, c10::optional<Tensor> mask,
-                                                         int64_t variant) {
+                                                         int64_t variant, c10::optional<Tensor> grad_buffer) {
   const Steps s(batch_sizes);
   check(grad_hs, "grad_hs", 2), check(gates, "gates", 2), check(cs, "cs", 2), check(w_hh, "w_hh", 2);
   const int64_t H = c0.size(1);
   // running gradients of (h, c): a sequence's final-state gradient waits in its row until its last step
   Tensor dh = grad_h_final.contiguous().clone(), dc = grad_c_final.contiguous().clone();
-  Tensor grad_gates = at::empty_like(gates), grad_peephole;
+  Tensor grad_gates = buffer_like(grad_buffer, gates), grad_peephole;
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
     Partials<scalar_t> peep_grad(variant == kPeephole ? 3 * H : 0);
     auto run = [&](auto variant_tag) {
@@ -620,12 +629,13 @@ void gru_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t* ga
 // Returns (grad_x_proj (N, 3H), grad_h_proj (N, 3H), grad_h0 (B, H)).
 std::tuple<Tensor, Tensor, Tensor> gru_backward(Tensor grad_hs, Tensor grad_h_final, Tensor gates, Tensor hs,
                                                 Tensor hn, Tensor h0, at::IntArrayRef batch_sizes, Tensor w_hh,
-                                                c10::optional<Tensor> mask) {
+                                                c10::optional<Tensor> mask, c10::optional<Tensor> grad_buffer,
+                                                c10::optional<Tensor> grad_h_proj_buffer) {
   const Steps s(batch_sizes);
   check(grad_hs, "grad_hs", 2), check(gates, "gates", 2), check(hs, "hs", 2), check(hn, "hn", 2);
   const int64_t H = h0.size(1);
   Tensor dh = grad_h_final.contiguous().clone();
-  Tensor grad_x = at::empty_like(gates), grad_hp = at::empty_like(gates);
+  Tensor grad_x = buffer_like(grad_buffer, gates), grad_hp = buffer_like(grad_h_proj_buffer, gates);
   Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
     gru_backward_loop<scalar_t>(cptr<scalar_t>(grad_hs), dh.data_ptr<scalar_t>(), cptr<scalar_t>(gates),
@@ -757,11 +767,12 @@ void gru_v1_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t*
 
 // Returns (grad_x_proj (N, 3H), grad_h0 (B, H)).
 std::tuple<Tensor, Tensor> gru_v1_backward(Tensor grad_hs, Tensor grad_h_final, Tensor gates, Tensor hs, Tensor h0,
-                                           at::IntArrayRef batch_sizes, Tensor w_hh, c10::optional<Tensor> mask) {
+                                           at::IntArrayRef batch_sizes, Tensor w_hh, c10::optional<Tensor> mask,
+                                           c10::optional<Tensor> grad_buffer) {
   const Steps s(batch_sizes);
   check(grad_hs, "grad_hs", 2), check(gates, "gates", 2), check(hs, "hs", 2);
   const int64_t H = h0.size(1);
-  Tensor dh = grad_h_final.contiguous().clone(), grad_x = at::empty_like(gates);
+  Tensor dh = grad_h_final.contiguous().clone(), grad_x = buffer_like(grad_buffer, gates);
   Tensor d_reset = at::empty({s.B, H}, gates.options());
   Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_v1_backward", [&] {
@@ -949,12 +960,12 @@ void layernorm_backward_loop(const scalar_t* grad_hs, scalar_t* dh, scalar_t* dc
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> layernorm_lstm_backward(
     Tensor grad_hs, Tensor grad_h_final, Tensor grad_c_final, Tensor a_hat, Tensor cs, Tensor c0, Tensor gate_stats,
     Tensor cell_stats, at::IntArrayRef batch_sizes, Tensor w_hh, Tensor ln_gates_weight, Tensor ln_gates_bias,
-    Tensor ln_cell_weight, Tensor ln_cell_bias, c10::optional<Tensor> mask) {
+    Tensor ln_cell_weight, Tensor ln_cell_bias, c10::optional<Tensor> mask, c10::optional<Tensor> grad_buffer) {
   const Steps s(batch_sizes);
   check(grad_hs, "grad_hs", 2), check(a_hat, "a_hat", 2), check(cs, "cs", 2);
   const int64_t H = c0.size(1);
   Tensor dh = grad_h_final.contiguous().clone(), dc = grad_c_final.contiguous().clone();
-  Tensor grad_a = at::empty_like(a_hat), totals;
+  Tensor grad_a = buffer_like(grad_buffer, a_hat), totals;
   AT_DISPATCH_FLOATING_TYPES(a_hat.scalar_type(), "layernorm_lstm_backward", [&] {
     Partials<scalar_t> sums(10 * H);
     const LayerNormParams<scalar_t> ln{cptr<scalar_t>(ln_gates_weight), cptr<scalar_t>(ln_gates_bias),

@@ -41,6 +41,7 @@ from ..cells.lstm import LSTM
 from ..cells.peephole import PeepholeLSTM
 from ..cells.rnn import RNN, ReLURNN
 from ..gemm import matmul, onednn_available, onednn_min_macs
+from . import workspace
 from .fused import input_gradient, is_projected, parameter_grads, refuse_double_backward, run_fused, without_autocast
 
 SOURCE = Path(__file__).resolve().parent.parent / "csrc" / "loops.cpp"
@@ -212,7 +213,7 @@ class LSTMKernel:
         gates, hs, cs = saved
         grad_gates, grad_peephole, grad_h0, grad_c0 = ops.lstm_backward(
             grad_out, *grad_final, gates, cs, state[1], sizes, p.weight_hh, p.weight_peephole, mask,
-            self.variants[type(cell)],
+            self.variants[type(cell)], workspace.empty(gates.shape, gates),
         )  # fmt: skip  # the peephole gradient is summed over rows inside the loop
         extra = {} if p.weight_peephole is None else {"weight_peephole": grad_peephole}
         return grad_gates, None, (grad_h0, grad_c0), extra
@@ -243,8 +244,9 @@ class GRUKernel:
     def backward(self, ops, cell, grad_out, grad_final, saved, p, mask, sizes, state):
         gates, hs, h_n = saved
         grad_x_proj, grad_h_proj, grad_h0 = ops.gru_backward(
-            grad_out, grad_final[0], gates, hs, h_n, state[0], sizes, p.weight_hh, mask
-        )
+            grad_out, grad_final[0], gates, hs, h_n, state[0], sizes, p.weight_hh, mask,
+            workspace.empty(gates.shape, gates), workspace.empty(gates.shape, gates),
+        )  # fmt: skip
         return grad_x_proj, grad_h_proj, (grad_h0,), {}
 
     def weight_hh_grad(self, grad_h_proj, saved, sizes, state, mask):
@@ -259,7 +261,7 @@ class GRUv1Kernel:
     def backward(self, ops, cell, grad_out, grad_final, saved, p, mask, sizes, state):
         gates, hs, _ = saved
         grad_x_proj, grad_h0 = ops.gru_v1_backward(grad_out, grad_final[0], gates, hs, state[0], sizes, p.weight_hh,
-                                                   mask)  # fmt: skip
+                                                   mask, workspace.empty(gates.shape, gates))  # fmt: skip
         return grad_x_proj, None, (grad_h0,), {}
 
     def weight_hh_grad(self, grad_h_proj, saved, sizes, state, mask):
@@ -283,6 +285,7 @@ class LayerNormLSTMKernel:
         grad_a, *sums, grad_h0, grad_c0 = ops.layernorm_lstm_backward(
             grad_out, *grad_final, a_hat, cs, state[1], gate_stats, cell_stats, sizes, p.weight_hh,
             p.ln_gates_weight, p.ln_gates_bias, p.ln_cell_weight, p.ln_cell_bias, mask,
+            workspace.empty(a_hat.shape, a_hat),
         )  # fmt: skip  # the gains' and biases' gradients are summed over rows inside the loop
         names = ("ln_gates_weight", "ln_gates_bias", "ln_cell_weight", "ln_cell_bias")
         return grad_a, None, (grad_h0, grad_c0), dict(zip(names, sums))
@@ -303,7 +306,7 @@ def input_projection(cell: Cell, x: Tensor, p: Params) -> tuple[Tensor, Tensor |
     The bias is ``b_ih + b_hh`` where the cell folds ``b_hh`` in, ``b_ih`` for the GRU; adding it in the
     loops saves writing a broadcast (N, G*H) copy of it before the GEMM.
     """
-    x_proj = matmul(x, p.weight_ih.t())
+    x_proj = matmul(x, p.weight_ih.t(), out=workspace.empty((x.shape[0], p.weight_ih.shape[0]), x))
     if p.bias_ih is None:
         return x_proj, None
     return x_proj, p.bias_ih + p.bias_hh if cell.fold_recurrent_bias else p.bias_ih
@@ -326,7 +329,7 @@ class CompiledRecurrence(torch.autograd.Function):
         kernel = KERNELS[type(cell)]
         projected = is_projected(params)
         if projected:  # the caller did step 1, biases included; the loops overwrite their copy
-            x_proj, bias = x.contiguous().clone(), None
+            x_proj, bias = workspace.empty(x.shape, x).copy_(x), None
         else:
             x_proj, bias = input_projection(cell, x, p)  # (N, G*H), handed over to the loops
         out, final, saved = kernel.forward(ops, cell, x_proj, bias, batch_sizes, state, p, mask)

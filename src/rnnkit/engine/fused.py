@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..cells.base import Cell, Params
 from ..gemm import matmul
+from . import workspace
 from .packing import run_steps
 
 
@@ -98,7 +99,7 @@ class FusedRecurrence(torch.autograd.Function):
         grad_final = [grad_output.new_zeros(B, H) if g is None else g for g in grad_final]
         grad_outputs = grad_output.split(batch_sizes)
 
-        grad_x_proj = grad_output.new_empty(grad_output.shape[0], cell.num_gates * H)  # (N, G*H), step by step
+        grad_x_proj = workspace.empty((grad_output.shape[0], cell.num_gates * H), grad_output)  # (N, G*H)
         grad_x_proj_steps = grad_x_proj.split(batch_sizes)
         grads_h_proj, grads_extra = [], {}
         rows = batch_sizes[-1]

@@ -1,0 +1,78 @@
+"""The engines' large scratch buffers, kept from one call to the next.
+
+glibc's malloc takes blocks above 32 MB straight from the kernel (mmap) and hands them back on
+free, so a buffer of that size that is allocated afresh every training step pays a page fault per
+4 KB page on first touch, every step. At the large benchmark size (T=100, B=128, H=512) the
+(N, 4H) gate buffer is 105 MB: writing it fresh took about 37 ms on this project's machine,
+writing it again 4 ms. The compiled engine takes its gate-sized buffers (the input projection it
+keeps for backward, the gate gradients) from ``empty``, which hands out views of kept buffers.
+
+A kept buffer is handed out again only when nothing else holds its storage: autograd's saved
+tensors, the caller's gradients and any view keep it busy, so a buffer is never shared. Buffers
+under ``MIN_BYTES`` come from torch's allocator as usual (malloc reuses them itself); at most
+``MAX_KEPT`` buffers are kept, the least recently used dropped first; ``clear()`` drops them all.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+MIN_BYTES = 32 << 20  # glibc's largest mmap threshold: smaller blocks are recycled by malloc
+MAX_KEPT = 4
+
+_lock = threading.Lock()
+
+
+@dataclass
+class _Kept:
+    base: Tensor  # 1-D, owned here
+    idle_count: int  # the storage's use count with no view of it alive
+
+
+_kept: list[_Kept] = []
+
+
+def _use_count(tensor: Tensor) -> int:
+    return torch._C._storage_Use_Count(tensor.untyped_storage()._cdata)
+
+
+def available() -> bool:
+    """Whether this torch lets us see a storage's use count (without it, ``empty`` is ``torch.empty``)."""
+    return hasattr(torch._C, "_storage_Use_Count")
+
+
+def empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """An uninitialised tensor of ``shape`` with ``like``'s dtype and device; for a CPU buffer of at least
+    ``MIN_BYTES``, a view of a kept buffer that nothing else uses.
+
+    >>> a = empty((4096, 4096), torch.zeros(1))  # 64 MB: kept
+    >>> address = a.data_ptr(); del a
+    >>> empty((4096, 4096), torch.zeros(1)).data_ptr() == address
+    True
+    """
+    numel = math.prod(shape)
+    if like.device.type != "cpu" or numel * like.element_size() < MIN_BYTES or not available():
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+    with _lock:
+        for index, kept in enumerate(_kept):
+            base = kept.base
+            fits = base.dtype == like.dtype and numel <= base.numel() <= numel * 5 // 4
+            if fits and _use_count(base) == kept.idle_count:
+                _kept.append(_kept.pop(index))  # most recently used last
+                return base[:numel].view(shape)
+        base = torch.empty(numel, dtype=like.dtype)
+        _kept.append(_Kept(base, _use_count(base)))
+        if len(_kept) > MAX_KEPT:
+            _kept.pop(0)  # a view of it still in use keeps its storage alive; we only forget it
+        return base.view(shape)
+
+
+def clear() -> None:
+    """Drop every kept buffer (memory returns once their last views are gone)."""
+    with _lock:
+        _kept.clear()
