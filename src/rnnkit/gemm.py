@@ -26,9 +26,15 @@ ONEDNN_MIN_MACS = 1 << 22  # 4M multiply-adds: the crossover measured for (M, K)
 
 
 @functools.cache
+def _forced() -> str:
+    """``RNNKIT_GEMM`` as set at the first product (``"blas"``, ``"onednn"`` or ``""``), read once: not per step."""
+    return os.environ.get("RNNKIT_GEMM", "").lower()
+
+
+@functools.cache
 def onednn_available() -> bool:
     """Whether this torch has oneDNN's matmul op and it agrees with ``mm`` on a small product."""
-    if os.environ.get("RNNKIT_GEMM", "").lower() == "blas":
+    if _forced() == "blas":
         return False
     try:
         if not torch.backends.mkldnn.is_available():
@@ -55,7 +61,7 @@ def _use_onednn(a: Tensor, b: Tensor) -> bool:
 
 def onednn_min_macs() -> int:
     """The smallest product oneDNN runs: ``ONEDNN_MIN_MACS``, or 0 when ``RNNKIT_GEMM=onednn``."""
-    return 0 if os.environ.get("RNNKIT_GEMM", "").lower() == "onednn" else ONEDNN_MIN_MACS
+    return 0 if _forced() == "onednn" else ONEDNN_MIN_MACS
 
 
 def matmul(a: Tensor, b: Tensor, add: Tensor | None = None, out: Tensor | None = None) -> Tensor:

@@ -306,7 +306,9 @@ def input_projection(cell: Cell, x: Tensor, p: Params) -> tuple[Tensor, Tensor |
     The bias is ``b_ih + b_hh`` where the cell folds ``b_hh`` in, ``b_ih`` for the GRU; adding it in the
     loops saves writing a broadcast (N, G*H) copy of it before the GEMM.
     """
-    x_proj = matmul(x, p.weight_ih.t(), out=workspace.empty((x.shape[0], p.weight_ih.shape[0]), x))
+    shape = (x.shape[0], p.weight_ih.shape[0])  # (N, G*H)
+    # a kept buffer takes the product by mm (oneDNN's op cannot write into it); a small one, oneDNN where faster
+    x_proj = matmul(x, p.weight_ih.t(), out=workspace.empty(shape, x) if workspace.keeps(shape, x) else None)
     if p.bias_ih is None:
         return x_proj, None
     return x_proj, p.bias_ih + p.bias_hh if cell.fold_recurrent_bias else p.bias_ih

@@ -46,6 +46,11 @@ def available() -> bool:
     return hasattr(torch._C, "_storage_Use_Count")
 
 
+def keeps(shape: tuple[int, ...], like: Tensor) -> bool:
+    """Whether ``empty(shape, like)`` hands out a kept buffer (else it is ``torch.empty``)."""
+    return like.device.type == "cpu" and math.prod(shape) * like.element_size() >= MIN_BYTES and available()
+
+
 def empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
     """An uninitialised tensor of ``shape`` with ``like``'s dtype and device; for a CPU buffer of at least
     ``MIN_BYTES``, a view of a kept buffer that nothing else uses.
@@ -55,9 +60,9 @@ def empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
     >>> empty((4096, 4096), torch.zeros(1)).data_ptr() == address
     True
     """
-    numel = math.prod(shape)
-    if like.device.type != "cpu" or numel * like.element_size() < MIN_BYTES or not available():
+    if not keeps(shape, like):
         return torch.empty(shape, dtype=like.dtype, device=like.device)
+    numel = math.prod(shape)
     with _lock:
         for index, kept in enumerate(_kept):
             base = kept.base
