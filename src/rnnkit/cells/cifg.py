@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .base import Cell, Params, State, sigmoid_grad, tanh_grad
+from .base import Cell, Params, State, activate_gates_, activate_gates_backward, tanh_grad
 
 
 class CIFGSaved(NamedTuple):
@@ -28,6 +28,7 @@ class CIFGSaved(NamedTuple):
     output_gate: Tensor
     cell_prev: Tensor
     tanh_cell: Tensor
+    sigmoids: Tensor  # σ(k z) of activate_gates_, (B, 3H)
 
 
 class CIFGLSTM(Cell):
@@ -42,18 +43,18 @@ class CIFGLSTM(Cell):
         h_prev, cell_prev = state
         h_rec = self.recurrent_input(h_prev, mask)
         z = self.gate_preactivations(x_proj, h_rec, p)  # (B, 3H)
-        z_f, z_g, z_o = z.chunk(3, 1)
-        forget_gate = torch.sigmoid(z_f)
-        cell_candidate = torch.tanh(z_g)
-        output_gate = torch.sigmoid(z_o)
+        sigmoids = activate_gates_(z, self.gate_scales(z))  # (B, 3H), σ(z) for f, o and σ(2z) for g
+        forget_gate, sigmoid_g, output_gate = sigmoids.chunk(3, 1)
+        cell_candidate = 2 * sigmoid_g - 1  # tanh(z_g) = 2σ(2z_g) - 1
         cell_state = torch.addcmul(cell_candidate, forget_gate, cell_prev - cell_candidate)  # f ⊙ c + (1 - f) ⊙ g
         tanh_cell = torch.tanh(cell_state)
         hidden = output_gate * tanh_cell
-        return (hidden, cell_state), CIFGSaved(h_rec, forget_gate, cell_candidate, output_gate, cell_prev, tanh_cell)
+        saved = CIFGSaved(h_rec, forget_gate, cell_candidate, output_gate, cell_prev, tanh_cell, sigmoids)
+        return (hidden, cell_state), saved
 
     def step_backward(self, grad_state: State, saved: CIFGSaved, p: Params, mask: Tensor | None = None, out=None):
         grad_hidden, grad_cell = grad_state
-        f, g, o, cell_prev, tanh_cell = saved[1:]
+        f, g, o, cell_prev, tanh_cell, sigmoids = saved[1:]
         # h' = o ⊙ tanh(c')
         grad_o = grad_hidden * tanh_cell
         grad_cell = grad_cell + tanh_grad(grad_hidden * o, tanh_cell)
@@ -61,8 +62,8 @@ class CIFGLSTM(Cell):
         grad_f = grad_cell * (cell_prev - g)
         grad_g = grad_cell * (1 - f)
         grad_cell_prev = grad_cell * f
-        grad_z = torch.cat(
-            (sigmoid_grad(grad_f, f), tanh_grad(grad_g, g), sigmoid_grad(grad_o, o)), 1, out=out
-        )  # (B, 3H)
+        # f, o = σ(z);  g = tanh(z)
+        grad_gates = torch.cat((grad_f, grad_g, grad_o), 1)  # (B, 3H)
+        grad_z = activate_gates_backward(grad_gates, sigmoids, self.gate_scales(grad_gates), out=out)
         grad_h_prev = self.hidden_gradient(grad_z, p, mask)
         return grad_z, None, (grad_h_prev, grad_cell_prev), {}

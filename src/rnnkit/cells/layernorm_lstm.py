@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .base import Cell, Params, State, sigmoid_grad, tanh_grad
+from .base import Cell, Params, State, activate_gates_, activate_gates_backward, tanh_grad
 
 EPS = 1e-5
 
@@ -62,6 +62,7 @@ class LayerNormSaved(NamedTuple):
     cell_prev: Tensor
     cell_ln: Normalised  # of c', (B, H)
     tanh_cell: Tensor
+    sigmoids: Tensor  # σ(k z) of activate_gates_, (B, 4H)
 
 
 class LayerNormLSTM(Cell):
@@ -96,25 +97,32 @@ class LayerNormLSTM(Cell):
         h_rec = self.recurrent_input(h_prev, mask)
         a = self.gate_preactivations(x_proj, h_rec, p).view(-1, 4, H)  # (B, 4, H)
         gates_ln = layer_norm(a)
-        z = torch.addcmul(p.ln_gates_bias.view(4, H), gates_ln.output, p.ln_gates_weight.view(4, H))  # γ ⊙ â + β
-        z_i, z_f, z_g, z_o = z.unbind(1)
-        input_gate = torch.sigmoid(z_i)
-        forget_gate = torch.sigmoid(z_f)
-        cell_candidate = torch.tanh(z_g)
-        output_gate = torch.sigmoid(z_o)
+        z = torch.addcmul(p.ln_gates_bias, gates_ln.output.view(-1, 4 * H), p.ln_gates_weight)  # γ ⊙ â + β
+        sigmoids = activate_gates_(z, self.gate_scales(z))  # (B, 4H), σ(z) for i, f, o and σ(2z) for g
+        input_gate, forget_gate, sigmoid_g, output_gate = sigmoids.chunk(4, 1)
+        cell_candidate = 2 * sigmoid_g - 1  # tanh(z_g) = 2σ(2z_g) - 1
         cell_state = torch.addcmul(forget_gate * cell_prev, input_gate, cell_candidate)  # f ⊙ c + i ⊙ g
         cell_ln = layer_norm(cell_state, p.ln_cell_weight, p.ln_cell_bias)  # γ_c ⊙ ĉ + β_c
         tanh_cell = torch.tanh(cell_ln.output)
         hidden = output_gate * tanh_cell
         saved = LayerNormSaved(
-            h_rec, gates_ln, input_gate, forget_gate, cell_candidate, output_gate, cell_prev, cell_ln, tanh_cell
+            h_rec,
+            gates_ln,
+            input_gate,
+            forget_gate,
+            cell_candidate,
+            output_gate,
+            cell_prev,
+            cell_ln,
+            tanh_cell,
+            sigmoids,
         )
         return (hidden, cell_state), saved
 
     def step_backward(self, grad_state: State, saved: LayerNormSaved, p: Params, mask: Tensor | None = None, out=None):
         grad_hidden, grad_cell = grad_state
         H = self.hidden_size
-        _, gates_ln, i, f, g, o, cell_prev, cell_ln, tanh_cell = saved
+        _, gates_ln, i, f, g, o, cell_prev, cell_ln, tanh_cell, sigmoids = saved
         # h' = o ⊙ tanh(γ_c ⊙ ĉ + β_c)
         grad_o = grad_hidden * tanh_cell
         grad_cell_ln = tanh_grad(grad_hidden * o, tanh_cell)  # dL/d(γ_c ⊙ ĉ + β_c)
@@ -125,20 +133,14 @@ class LayerNormLSTM(Cell):
         grad_cell = grad_cell + grad_cell_normed
         # c' = f ⊙ c + i ⊙ g
         grad_cell_prev = grad_cell * f
-        grad_z = torch.stack(
-            (
-                sigmoid_grad(grad_cell * g, i),
-                sigmoid_grad(grad_cell * cell_prev, f),
-                tanh_grad(grad_cell * i, g),
-                sigmoid_grad(grad_o, o),
-            ),
-            1,
-        )  # (B, 4, H), dL/dz for z = γ ⊙ â + β; one copy, cheaper than writing four strided slices
-        grad_ln_gates_weight = (grad_z * gates_ln.output).sum(0).reshape(-1)
-        grad_ln_gates_bias = grad_z.sum(0).reshape(-1)
+        # i, f, o = σ(z);  g = tanh(z)
+        grad_gates = torch.cat((grad_cell * g, grad_cell * cell_prev, grad_cell * i, grad_o), 1)  # (B, 4H)
+        grad_z = activate_gates_backward(grad_gates, sigmoids, self.gate_scales(grad_gates))  # z = γ ⊙ â + β
+        grad_ln_gates_weight = (grad_z * gates_ln.output.view(-1, 4 * H)).sum(0)
+        grad_ln_gates_bias = grad_z.sum(0)
         # â = LN(a),  a = x_proj + h_rec @ W_hh^T
-        grad_a, _, _ = layer_norm_backward(grad_z * p.ln_gates_weight.view(4, H), gates_ln)
-        grad_a = grad_a.reshape(-1, 4 * H)
+        grad_a, _, _ = layer_norm_backward((grad_z * p.ln_gates_weight).view(-1, 4, H), gates_ln)
+        grad_a = grad_a.view(-1, 4 * H)
         grad_h_prev = self.hidden_gradient(grad_a, p, mask)
         grads = {
             "ln_gates_weight": grad_ln_gates_weight,
