@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .base import Params, State, activate_gates_, activate_gates_backward, sigmoid_grad, tanh_grad
+from .base import Params, State, sigmoid_grad, tanh_grad
 from .lstm import LSTM
 
 
@@ -30,7 +30,6 @@ class PeepholeSaved(NamedTuple):
     cell_prev: Tensor
     cell_state: Tensor
     tanh_cell: Tensor
-    sigmoids: Tensor  # σ(k z) of activate_gates_ for i, f, g, (B, 3H)
 
 
 class PeepholeLSTM(LSTM):
@@ -45,43 +44,39 @@ class PeepholeLSTM(LSTM):
 
     def step(self, x_proj: Tensor, state: State, p: Params, mask: Tensor | None = None):
         h_prev, cell_prev = state
-        H = self.hidden_size
+        w_ci, w_cf, w_co = p.weight_peephole.chunk(3)
         h_rec = self.recurrent_input(h_prev, mask)
         z = self.gate_preactivations(x_proj, h_rec, p)  # (B, 4H)
-        z_o = z[:, 3 * H :]
-        # z_i + w_ci ⊙ c and z_f + w_cf ⊙ c, in place on the (B, 2, H) view of z
-        z[:, : 2 * H].view(-1, 2, H).addcmul_(p.weight_peephole[: 2 * H].view(2, H), cell_prev.unsqueeze(1))
-        sigmoids = activate_gates_(z[:, : 3 * H], self.gate_scales(z, self.gates[:3]))  # σ(z) for i, f; σ(2z) for g
-        input_gate, forget_gate, sigmoid_g = sigmoids.chunk(3, 1)
-        cell_candidate = 2 * sigmoid_g - 1  # tanh(z_g) = 2σ(2z_g) - 1
-        w_co = p.weight_peephole[2 * H :]
+        z_i, z_f, z_g, z_o = z.chunk(4, 1)
+        input_gate = torch.sigmoid(torch.addcmul(z_i, w_ci, cell_prev))  # σ(z_i + w_ci ⊙ c)
+        forget_gate = torch.sigmoid(torch.addcmul(z_f, w_cf, cell_prev))  # σ(z_f + w_cf ⊙ c)
+        cell_candidate = torch.tanh(z_g)
         cell_state = torch.addcmul(forget_gate * cell_prev, input_gate, cell_candidate)  # f ⊙ c + i ⊙ g
         output_gate = torch.sigmoid(torch.addcmul(z_o, w_co, cell_state))  # σ(z_o + w_co ⊙ c')
         tanh_cell = torch.tanh(cell_state)
         hidden = output_gate * tanh_cell
         saved = PeepholeSaved(
-            h_rec, input_gate, forget_gate, cell_candidate, output_gate, cell_prev, cell_state, tanh_cell, sigmoids
+            h_rec, input_gate, forget_gate, cell_candidate, output_gate, cell_prev, cell_state, tanh_cell
         )
         return (hidden, cell_state), saved
 
     def step_backward(self, grad_state: State, saved: PeepholeSaved, p: Params, mask: Tensor | None = None, out=None):
         grad_hidden, grad_cell = grad_state
-        i, f, g, o, cell_prev, cell_state, tanh_cell, sigmoids = saved[1:]
-        H = self.hidden_size
-        w_if, w_co = p.weight_peephole[: 2 * H].view(2, H), p.weight_peephole[2 * H :]
+        i, f, g, o, cell_prev, cell_state, tanh_cell = saved[1:]
+        w_ci, w_cf, w_co = p.weight_peephole.chunk(3)
         # h' = o ⊙ tanh(c')
         grad_z_o = sigmoid_grad(grad_hidden * tanh_cell, o)
         # o = σ(z_o + w_co ⊙ c'): c' reaches the loss through tanh(c') and through o
         grad_cell = torch.addcmul(grad_cell + tanh_grad(grad_hidden * o, tanh_cell), grad_z_o, w_co)
-        # c' = f ⊙ c + i ⊙ g;  i, f = σ(z + w ⊙ c), g = tanh(z)
-        grad_gates = torch.cat((grad_cell * g, grad_cell * cell_prev, grad_cell * i), 1)  # (B, 3H)
-        grad_z_ifg = activate_gates_backward(grad_gates, sigmoids, self.gate_scales(grad_gates, self.gates[:3]))
-        grad_z_if = grad_z_ifg[:, : 2 * H].view(-1, 2, H)
+        # c' = f ⊙ c + i ⊙ g
+        grad_z_i = sigmoid_grad(grad_cell * g, i)
+        grad_z_f = sigmoid_grad(grad_cell * cell_prev, f)
+        grad_z_g = tanh_grad(grad_cell * i, g)
         # c reaches c' directly and through the peepholes of i and f
-        grad_cell_prev = (grad_z_if * w_if).sum(1).addcmul_(grad_cell, f)
-        grad_z = torch.cat((grad_z_ifg, grad_z_o), 1, out=out)  # (B, 4H)
+        grad_cell_prev = torch.addcmul(torch.addcmul(grad_cell * f, grad_z_i, w_ci), grad_z_f, w_cf)
+        grad_z = torch.cat((grad_z_i, grad_z_f, grad_z_g, grad_z_o), 1, out=out)  # (B, 4H)
         grad_h_prev = self.hidden_gradient(grad_z, p, mask)
         grad_peephole = torch.cat(
-            ((grad_z_if * cell_prev.unsqueeze(1)).sum(0).reshape(-1), (grad_z_o * cell_state).sum(0))
+            ((grad_z_i * cell_prev).sum(0), (grad_z_f * cell_prev).sum(0), (grad_z_o * cell_state).sum(0))
         )
         return grad_z, None, (grad_h_prev, grad_cell_prev), {"weight_peephole": grad_peephole}
