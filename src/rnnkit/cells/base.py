@@ -211,16 +211,15 @@ class Cell:
         """
         raise NotImplementedError
 
-    def gate_scales(self, like: Tensor, chunks: tuple[str, ...] | None = None) -> GateScales:
-        """The scales k for :func:`activate_gates_` over the gate chunks ``chunks`` (default: all, in
-        order): k = 1 for a σ gate, 2 for the tanh ``cell_candidate``; (len(chunks)*H,) each, in
-        the dtype and on the device of ``like``, made once."""
-        chunks = self.gates if chunks is None else chunks
-        key = (chunks, like.dtype, like.device)
+    def gate_scales(self, like: Tensor) -> GateScales:
+        """The scales k for :func:`activate_gates_` over all gate chunks, in order: k = 1 for a σ
+        gate, 2 for the tanh ``cell_candidate``; (G*H,) each, in the dtype and on the device of
+        ``like``, made once."""
+        key = (like.dtype, like.device)
         cache = self.__dict__.setdefault("_gate_scales", {})
         if key not in cache:
-            k = torch.tensor([2.0 if gate == "cell_candidate" else 1.0 for gate in chunks], dtype=like.dtype)
-            k = k.repeat_interleave(self.hidden_size).to(like.device)  # (len(chunks)*H,)
+            k = torch.tensor([2.0 if gate == "cell_candidate" else 1.0 for gate in self.gates], dtype=like.dtype)
+            k = k.repeat_interleave(self.hidden_size).to(like.device)  # (G*H,)
             cache[key] = GateScales(k, k * k)
         return cache[key]
 
