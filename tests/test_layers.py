@@ -288,3 +288,19 @@ def test_step_refuses_bidirectional_layers_and_misshapen_input():
         rnnkit.Recurrent("gru", 2, 3).step(torch.randn(4, 1, 2))
     with torch.no_grad(), pytest.raises(ValueError, match="I=2 features. Received shape \\(4, 3\\)"):
         rnnkit.Recurrent("lstm_cifg", 2, 3).step(torch.randn(4, 3))
+
+
+@pytest.mark.parametrize("backend", ["fused", "compiled"])
+def test_the_two_bias_gradients_are_equal_and_never_one_tensor(backend):
+    """b_ih and b_hh of an LSTM get the same gradient, summed once: each bias still gets its own tensor,
+    so that an in-place update of one gradient (clipping, an optimizer) leaves the other alone."""
+    torch.manual_seed(0)
+    layer = rnnkit.Recurrent("lstm", 3, 4, backend=backend)
+    out, _ = layer(torch.randn(2, 5, 3))
+    out.square().sum().backward()
+    grad_ih, grad_hh = layer.bias_ih_l0.grad, layer.bias_hh_l0.grad
+    torch.testing.assert_close(grad_ih, grad_hh)
+    assert grad_ih.untyped_storage().data_ptr() != grad_hh.untyped_storage().data_ptr()
+    before = grad_hh.clone()
+    grad_ih.mul_(0.5)
+    torch.testing.assert_close(grad_hh, before)
