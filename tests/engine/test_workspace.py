@@ -58,3 +58,21 @@ def test_two_graphs_alive_at_once_get_their_own_buffers(cell, backend):
     for a, b in zip(alone, together):
         for ga, gb in zip(a, b):
             torch.testing.assert_close(ga, gb, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "fused"])
+def test_the_small_benchmark_sizes_gate_buffers_are_kept_from_step_to_step(backend):
+    """T=200, B=16, H=64 (the small benchmark size): the (N, 4H) gate buffers are 3.2 MB, above MIN_BYTES,
+    so a training loop writes into the same warm buffers every step instead of fresh pages."""
+    assert 200 * 16 * 4 * 64 * 4 >= workspace.MIN_BYTES
+    workspace.clear()
+    layer = rnnkit.Recurrent("lstm", 32, 64, backend=backend)
+    x = torch.randn(16, 200, 32)
+
+    def train_step() -> set[int]:
+        layer.zero_grad(set_to_none=True)
+        layer(x)[0].sum().backward()
+        return {kept.base.data_ptr() for kept in workspace._kept}
+
+    first = train_step()
+    assert first and train_step() == first == train_step()
