@@ -57,8 +57,9 @@ def test_rnnkit_gemm_blas_switches_onednn_off():
 
 def test_with_every_product_on_onednn_the_fused_and_compiled_engines_match_the_reference():
     """RNNKIT_GEMM=onednn puts every float32 product outside autograd on oneDNN, however small (in the Python
-    steps, the input projection, dL/dx and the compiled loops' per-step GEMMs), so that these small layers run
-    the path that large ones take: outputs and all gradients equal the autograd reference's (on mm)."""
+    steps, the input projection, dL/dx and, with RNNKIT_LOOPS_BLAS=1 taking them off brgemm, the compiled loops'
+    per-step GEMMs), so that these small layers run the path that large ones take: outputs and all gradients
+    equal the autograd reference's (on mm)."""
     script = """
         import json, torch, rnnkit
         from rnnkit import gemm
@@ -80,7 +81,7 @@ def test_with_every_product_on_onednn_the_fused_and_compiled_engines_match_the_r
             )  # relative to the largest entry of each tensor
         print(json.dumps({"kernel": gemm.kernel(), "loops": compiled.load_loops() is not None, "worst": worst}))
     """
-    report = json.loads(_run(script, RNNKIT_GEMM="onednn"))
+    report = json.loads(_run(script, RNNKIT_GEMM="onednn", RNNKIT_LOOPS_BLAS="1"))
     if report["kernel"] != "onednn":
         pytest.skip("this torch has no working oneDNN matmul")
     assert report["loops"], "the compiled loops did not build"

@@ -112,7 +112,9 @@ def loops(
     from .gemm import ONEDNN_MIN_MACS, kernel
 
     blas = "libtorch's BLAS, called directly" if compiled.direct_blas() else "ATen's addmm (no BLAS symbol found)"
-    if kernel() == "onednn":
+    if ops.brgemm_enabled():
+        blas = f"float32 on oneDNN's brgemm micro-kernel, float64 on {blas}"
+    elif kernel() == "onednn":
         blas += f"; float32 products of at least {ONEDNN_MIN_MACS:,} multiply-adds on oneDNN"
     console.print(f"compiled loops ready ({seconds:.1f} s); per-step GEMMs: {blas}")
 

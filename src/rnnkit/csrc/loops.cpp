@@ -1,12 +1,18 @@
 // The time loops of every rnnkit cell, compiled: one call runs all T steps forward, one call all
 // steps backward (DESIGN.md, "Engine").  Per step: one GEMM for h @ W_hh^T, then ONE loop over the
-// rows of the step for all the cell's pointwise math (parallel over rows, SIMD over hidden units).
-// The GEMM calls the BLAS inside libtorch (MKL's sgemm_/dgemm_) on raw pointers, which saves the
-// few microseconds of ATen dispatch and tensor set-up per call that dominate small sizes; where
-// that BLAS is not found, ATen's addmm runs instead.  The input projection and the weight
-// gradients stay single GEMMs over all T*B rows in Python (rnnkit/engine/compiled.py); the
-// gradients of the small extra parameters (peepholes, layer-norm gains) are summed here, per
-// thread, inside the backward loop.
+// rows of the step for all the cell's pointwise math (SIMD over hidden units).
+//
+// Parallel over sequences, not per step: each thread takes a block of whole sequences through all
+// the steps (for_sequences), since a sequence's step needs nothing from the others; its per-step
+// GEMM covers only its own rows and runs single-threaded, on oneDNN's brgemm micro-kernel for
+// float32 (gemm_rows) or the BLAS inside libtorch (MKL's sgemm_/dgemm_) on raw pointers, which
+// saves the few microseconds of ATen dispatch and tensor set-up per call that dominate small
+// sizes; where that BLAS is not found, ATen's addmm runs instead.  One parallel region per call
+// instead of one or two per step, and no multi-threaded GEMM on 16 rows, took the LSTM's loops at
+// the small benchmark size from 1.5 to 0.8 ms forward and 1.4 to 0.7 ms backward (2 threads).
+// The input projection and the weight gradients stay single GEMMs over all T*B rows in Python
+// (rnnkit/engine/compiled.py); the gradients of the small extra parameters (peepholes, layer-norm
+// gains) are summed here, per thread, inside the backward loop.
 //
 // Layout: packed and sorted longest first, like PackedSequence.  Step t holds rows
 // [offset[t], offset[t] + size[t]) of every (N, .) buffer, and its rows are the first size[t]
@@ -17,6 +23,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/native/CPUBlas.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <dlfcn.h>
 #include <torch/library.h>
@@ -188,27 +195,121 @@ Tensor final_rows(const Tensor& all, const Steps& s) {
   return out;
 }
 
-// h_rec = h_prev ⊙ mask (variational recurrent dropout), into scratch; h_prev itself without a mask.
+// Rows [r0, r1) of h_rec = h_prev ⊙ mask (variational recurrent dropout), written into the same rows of scratch;
+// without a mask, h_prev's own rows.  Returns the address of row r0.
 template <typename scalar_t>
-const scalar_t* recurrent_input(const scalar_t* h_prev, const scalar_t* mask, int64_t rows, int64_t H,
+const scalar_t* recurrent_input(const scalar_t* h_prev, const scalar_t* mask, int64_t r0, int64_t r1, int64_t H,
                                 scalar_t* scratch) {
-  if (mask == nullptr) return h_prev;
-  for (int64_t i = 0; i < rows * H; ++i) scratch[i] = h_prev[i] * mask[i];
-  return scratch;
+  if (mask == nullptr) return h_prev + r0 * H;
+  for (int64_t i = r0 * H; i < r1 * H; ++i) scratch[i] = h_prev[i] * mask[i];
+  return scratch + r0 * H;
+}
+
+// Rows [r0, r1) of d times the mask.
+template <typename scalar_t>
+void apply_mask(scalar_t* d, const scalar_t* mask, int64_t r0, int64_t r1, int64_t H) {
+  if (mask == nullptr) return;
+  for (int64_t i = r0 * H; i < r1 * H; ++i) d[i] *= mask[i];
+}
+
+// The batch's sequences [0, B) in contiguous blocks, in parallel, each block through ALL the steps: body(r0, r1).
+// A sequence's step needs only its own previous step (its row of h W_hh^T is its row of h times W_hh^T), so
+// one parallel region runs the whole loop, without a synchronisation per step, and each thread runs the
+// per-step products of its own rows single-threaded (gemm_rows).  In the packed layout a block's rows of step
+// t are rows [r0, min(r1, size[t])) of that step: contiguous.  The blocks get equal shares of the N rows (the
+// longest sequences come first, so with unequal lengths the first blocks hold fewer sequences).  cost: one
+// row's work per step (multiply-adds); a block gets at least ~32k of it per step.
+std::vector<int64_t> sequence_blocks(const Steps& s, int64_t cost) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(cost, 1));
+  const int64_t blocks = std::min<int64_t>(at::get_num_threads(), (s.B + grain - 1) / grain);
+  if (blocks <= 1 || at::in_parallel_region()) return {0, s.B};
+  std::vector<int64_t> bound(blocks + 1, s.B);
+  bound[0] = 0;
+  int64_t rows_before = 0, next = 1, steps = s.T;  // sequence r runs steps [0, steps)
+  for (int64_t r = 0; r < s.B && next < blocks; ++r) {
+    while (steps > 0 && s.size[steps - 1] <= r) --steps;
+    rows_before += steps;
+    while (next < blocks && rows_before * blocks >= next * s.N) bound[next++] = r + 1;
+  }
+  return bound;
+}
+
+template <typename F>
+inline void for_sequences(const Steps& s, int64_t cost, const F& body) {
+  const std::vector<int64_t> bound = sequence_blocks(s, cost);
+  const int64_t blocks = static_cast<int64_t>(bound.size()) - 1;
+  if (blocks == 1) return body(0, s.B);
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t k = b0; k < b1; ++k)
+      if (bound[k] < bound[k + 1]) body(bound[k], bound[k + 1]);
+  });
+}
+
+// for_sequences' block boundaries [0, r1, r2, ..., B] for these batch sizes and cost (for the tests).
+std::vector<int64_t> sequence_blocks_of(at::IntArrayRef batch_sizes, int64_t cost) {
+  return sequence_blocks(Steps(batch_sizes), cost);
+}
+
+// Whether float32 per-step products run on oneDNN's brgemm micro-kernel (ATen's cpublas::brgemm, in torch
+// since 2.5; JIT-compiled for each shape once per thread and cached there).  For the small products of one
+// block's rows it measured 30-40% faster than MKL's sgemm on one thread (16 x 64 x 256: 4.9 against 7.3 µs).
+// RNNKIT_LOOPS_BLAS=1 (or RNNKIT_LOOPS_ATEN_GEMM=1) turns it off; torch falls back to its BLAS by itself
+// on a CPU without AVX2.
+bool brgemm_enabled() {
+#ifdef CPUBLAS_BRGEMM_F32F32F32
+  static const bool enabled =
+      std::getenv("RNNKIT_LOOPS_BLAS") == nullptr && std::getenv("RNNKIT_LOOPS_ATEN_GEMM") == nullptr;
+  return enabled;
+#else
+  return false;
+#endif
+}
+
+// C (rows x cols) = A (rows x k) @ B (k x cols), plus C where accumulate; row-major, B not transposed.
+// Called by one thread for its block's rows.
+template <typename scalar_t>
+void gemm_rows(int64_t rows, int64_t cols, int64_t k, const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb,
+               bool accumulate, scalar_t* c, int64_t ldc) {
+  if (rows <= 0) return;
+#ifdef CPUBLAS_BRGEMM_F32F32F32
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (brgemm_enabled()) return at::native::cpublas::brgemm(rows, cols, k, lda, ldb, ldc, accumulate, a, b, c, false);
+  }
+#endif
+  gemm<scalar_t>(rows, cols, k, a, lda, b, ldb, false, accumulate ? 1 : 0, c, ldc);
+}
+
+// The right-hand side of the forward products h_rec W_hh^T.  brgemm reads it as (H, G*H) row-major, so a call
+// of at least kCopySteps steps takes a transposed copy of W_hh once (1 MB at the medium benchmark size, read by
+// 100 steps' products); a call of fewer steps (a generation step) reads W_hh as it is, transposed by the BLAS:
+// there a copy per call cost more than the products (batch 1: 340 against 1,200 characters a second).
+constexpr int64_t kCopySteps = 4;
+
+template <typename scalar_t>
+struct RecurrentWeight {
+  const scalar_t* data;
+  int64_t ld;
+  bool transposed;  // data is W_hh itself, (G*H, H): the BLAS reads it transposed
+  RecurrentWeight columns(int64_t j) const {  // columns j.. of W_hh^T
+    return transposed ? RecurrentWeight{data + j * ld, ld, true} : RecurrentWeight{data + j, ld, false};
+  }
+};
+
+Tensor recurrent_weight_tensor(const Tensor& w_hh, const Steps& s) {
+  return brgemm_enabled() && s.T >= kCopySteps ? w_hh.t().contiguous() : w_hh;
 }
 
 template <typename scalar_t>
-void apply_mask(scalar_t* d, const scalar_t* mask, int64_t rows, int64_t H) {
-  if (mask == nullptr) return;
-  for (int64_t i = 0; i < rows * H; ++i) d[i] *= mask[i];
+RecurrentWeight<scalar_t> recurrent_weight(const Tensor& rhs, const Tensor& w_hh) {
+  const bool copied = !rhs.is_same(w_hh);
+  return {rhs.data_ptr<scalar_t>(), copied ? w_hh.size(0) : w_hh.size(1), !copied};
 }
 
-// Rows [0, rows) in parallel, in chunks of at least ~32k units of work (cost: the work of one row, in
-// scalars of a plain pointwise pass).
-template <typename F>
-inline void for_rows(int64_t rows, int64_t cost, const F& body) {
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(cost, 1));
-  at::parallel_for(0, rows, grain, body);
+template <typename scalar_t>
+void gemm_rows(int64_t rows, int64_t cols, int64_t k, const scalar_t* a, int64_t lda, RecurrentWeight<scalar_t> w,
+               bool accumulate, scalar_t* c, int64_t ldc) {
+  if (!w.transposed) return gemm_rows<scalar_t>(rows, cols, k, a, lda, w.data, w.ld, accumulate, c, ldc);
+  if (rows > 0) gemm<scalar_t>(rows, cols, k, a, lda, w.data, w.ld, true, accumulate ? 1 : 0, c, ldc);
 }
 
 // Per-thread sums of a parameter gradient over rows, added up at the end (no atomics, no (N, .) buffer).
@@ -266,18 +367,21 @@ enum LstmVariant : int64_t { kLstm = 0, kPeephole = 1, kCifg = 2 };
 
 template <typename scalar_t, int64_t V>
 void lstm_forward_loop(scalar_t* gates, const scalar_t* bias, const Steps& s, const scalar_t* h0, const scalar_t* c0,
-                       const scalar_t* w_hh, const scalar_t* peep, const scalar_t* mask, scalar_t* hs, scalar_t* cs,
+                       RecurrentWeight<scalar_t> w_t, const scalar_t* peep, const scalar_t* mask, scalar_t* hs,
+                       scalar_t* cs,
                        int64_t H, scalar_t* scratch) {
   const int64_t GH = ((V == kCifg) ? 3 : 4) * H;
-  for (int64_t t = 0; t < s.T; ++t) {
-    const int64_t b = s.size[t], off = s.offset[t];
-    scalar_t* zp = gates + off * GH;  // (b, GH): x_proj of step t
-    const scalar_t* h_prev = s.previous(hs, h0, t, H);
-    const scalar_t* cp = s.previous(cs, c0, t, H);
-    gemm<scalar_t>(b, GH, H, recurrent_input(h_prev, mask, b, H, scratch), H, w_hh, H, true, 1, zp, GH);
-    scalar_t* hp = hs + off * H;
-    scalar_t* cn = cs + off * H;
-    for_rows(b, GH, [&](int64_t r0, int64_t r1) {
+  for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
+    for (int64_t t = 0; t < s.T; ++t) {
+      const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
+      if (r1 <= r0) break;  // this block's sequences have all ended
+      scalar_t* zp = gates + off * GH;  // (b, GH): x_proj of step t
+      const scalar_t* h_prev = s.previous(hs, h0, t, H);
+      const scalar_t* cp = s.previous(cs, c0, t, H);
+      gemm_rows<scalar_t>(r1 - r0, GH, H, recurrent_input(h_prev, mask, r0, r1, H, scratch), H, w_t, true,
+                          zp + r0 * GH, GH);
+      scalar_t* hp = hs + off * H;
+      scalar_t* cn = cs + off * H;
       for (int64_t r = r0; r < r1; ++r) {
         scalar_t* __restrict__ zr = zp + r * GH;
         const scalar_t* __restrict__ c_old = cp + r * H;
@@ -308,8 +412,8 @@ void lstm_forward_loop(scalar_t* gates, const scalar_t* bias, const Steps& s, co
           }
         }
       }
-    });
-  }
+    }
+  });
 }
 
 // gates (N, GH): x W_ih^T on entry (the bias, b_ih + b_hh, is added in the loop: no (N, GH) broadcast), the gate
@@ -325,12 +429,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(Tensor gates, c10::optio
   Tensor hs = at::empty({s.N, H}, gates.options()), cs = at::empty({s.N, H}, gates.options());
   Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
   const Tensor b = bias_or_zeros(bias, gates.size(1), gates.options());
+  const Tensor w_rhs = recurrent_weight_tensor(w_hh, s);  // W_hh^T for the forward products
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
     auto run = [&](auto variant_tag) {
       constexpr int64_t V = decltype(variant_tag)::value;
       lstm_forward_loop<scalar_t, V>(gates.data_ptr<scalar_t>(), cptr<scalar_t>(b), s, cptr<scalar_t>(h0),
                                      cptr<scalar_t>(c0),
-                                     cptr<scalar_t>(w_hh), ptr_or_null<scalar_t>(peephole),
+                                     recurrent_weight<scalar_t>(w_rhs, w_hh), ptr_or_null<scalar_t>(peephole),
                                      ptr_or_null<scalar_t>(mask), hs.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(),
                                      H, scratch.data_ptr<scalar_t>());
     };
@@ -347,15 +452,16 @@ void lstm_backward_loop(const scalar_t* grad_hs, scalar_t* dh, scalar_t* dc, con
                         const scalar_t* peep, const scalar_t* mask, scalar_t* grad_gates, int64_t H,
                         Partials<scalar_t>& peep_grad) {
   const int64_t GH = ((V == kCifg) ? 3 : 4) * H;
-  for (int64_t t = s.T - 1; t >= 0; --t) {
-    const int64_t b = s.size[t], off = s.offset[t];
-    const scalar_t* ap = gates + off * GH;
-    const scalar_t* cp = s.previous(cs, c0, t, H);
-    const scalar_t* cnp = cs + off * H;
-    const scalar_t* gop = grad_hs + off * H;
-    scalar_t* dzp = grad_gates + off * GH;
-    for_rows(b, GH, [&](int64_t r0, int64_t r1) {
-      scalar_t* __restrict__ acc = (V == kPeephole) ? peep_grad.mine() : nullptr;
+  for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
+    scalar_t* __restrict__ acc = (V == kPeephole) ? peep_grad.mine() : nullptr;
+    for (int64_t t = s.T - 1; t >= 0; --t) {
+      const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
+      if (r1 <= r0) continue;  // none of this block's sequences has reached step t
+      const scalar_t* ap = gates + off * GH;
+      const scalar_t* cp = s.previous(cs, c0, t, H);
+      const scalar_t* cnp = cs + off * H;
+      const scalar_t* gop = grad_hs + off * H;
+      scalar_t* dzp = grad_gates + off * GH;
       for (int64_t r = r0; r < r1; ++r) {
         const scalar_t* __restrict__ a = ap + r * GH;
         const scalar_t* __restrict__ c_old = cp + r * H;
@@ -394,10 +500,10 @@ void lstm_backward_loop(const scalar_t* grad_hs, scalar_t* dh, scalar_t* dc, con
           }
         }
       }
-    });
-    gemm<scalar_t>(b, H, GH, dzp, GH, w_hh, H, false, 0, dh, H);  // dL/dh_rec = dz @ W_hh
-    apply_mask(dh, mask, b, H);
-  }
+      gemm_rows<scalar_t>(r1 - r0, H, GH, dzp + r0 * GH, GH, w_hh, H, false, dh + r0 * H, H);  // dL/dh_rec = dz W_hh
+      apply_mask(dh, mask, r0, r1, H);
+    }
+  });
 }
 
 // Returns (grad_gates (N, GH): dL/d(pre-activations), grad_peephole (3H, or empty), grad_h0 (B, H), grad_c0 (B, H)).
@@ -433,15 +539,17 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_backward(Tensor grad_hs, Tensor 
 // h' = act(x_proj + h_rec W_hh^T), act tanh or ReLU.  Backward reads act' from h' alone.
 
 template <typename scalar_t, bool Relu>
-void rnn_forward_loop(scalar_t* z_all, const scalar_t* bias, const Steps& s, const scalar_t* h0, const scalar_t* w_hh,
+void rnn_forward_loop(scalar_t* z_all, const scalar_t* bias, const Steps& s, const scalar_t* h0,
+                      RecurrentWeight<scalar_t> w_t,
                       const scalar_t* mask, scalar_t* hs, int64_t H, scalar_t* scratch) {
-  for (int64_t t = 0; t < s.T; ++t) {
-    const int64_t b = s.size[t], off = s.offset[t];
-    scalar_t* zp = z_all + off * H;
-    gemm<scalar_t>(b, H, H, recurrent_input(s.previous(hs, h0, t, H), mask, b, H, scratch), H, w_hh, H, true, 1, zp,
-                   H);
-    scalar_t* hp = hs + off * H;
-    for_rows(b, H, [&](int64_t r0, int64_t r1) {
+  for_sequences(s, H * H, [&](int64_t r0, int64_t r_end) {
+    for (int64_t t = 0; t < s.T; ++t) {
+      const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
+      if (r1 <= r0) break;  // this block's sequences have all ended
+      scalar_t* zp = z_all + off * H;
+      gemm_rows<scalar_t>(r1 - r0, H, H, recurrent_input(s.previous(hs, h0, t, H), mask, r0, r1, H, scratch), H, w_t,
+                          true, zp + r0 * H, H);
+      scalar_t* hp = hs + off * H;
       for (int64_t r = r0; r < r1; ++r) {
         const scalar_t* __restrict__ zr = zp + r * H;
         scalar_t* __restrict__ h = hp + r * H;
@@ -452,8 +560,8 @@ void rnn_forward_loop(scalar_t* z_all, const scalar_t* bias, const Steps& s, con
           else h[j] = tanh_(z);
         }
       }
-    });
-  }
+    }
+  });
 }
 
 // z_all (N, H): x_proj, used as scratch.  Returns (hs (N, H), h_final (B, H)).
@@ -465,11 +573,13 @@ std::tuple<Tensor, Tensor> rnn_forward(Tensor z_all, c10::optional<Tensor> bias,
   Tensor hs = at::empty({s.N, H}, z_all.options());
   Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, z_all.options());
   const Tensor b = bias_or_zeros(bias, H, z_all.options());
+  const Tensor w_rhs = recurrent_weight_tensor(w_hh, s);  // W_hh^T for the forward products
   AT_DISPATCH_FLOATING_TYPES(z_all.scalar_type(), "rnn_forward", [&] {
     auto run = [&](auto relu_tag) {
       rnn_forward_loop<scalar_t, decltype(relu_tag)::value>(z_all.data_ptr<scalar_t>(), cptr<scalar_t>(b), s,
                                                             cptr<scalar_t>(h0),
-                                                            cptr<scalar_t>(w_hh), ptr_or_null<scalar_t>(mask),
+                                                            recurrent_weight<scalar_t>(w_rhs, w_hh),
+                                                            ptr_or_null<scalar_t>(mask),
                                                             hs.data_ptr<scalar_t>(), H, scratch.data_ptr<scalar_t>());
     };
     if (relu) run(std::true_type{});
@@ -481,26 +591,24 @@ std::tuple<Tensor, Tensor> rnn_forward(Tensor z_all, c10::optional<Tensor> bias,
 template <typename scalar_t, bool Relu>
 void rnn_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t* hs, const Steps& s,
                        const scalar_t* w_hh, const scalar_t* mask, scalar_t* grad_z, int64_t H) {
-  for (int64_t t = s.T - 1; t >= 0; --t) {
-    const int64_t b = s.size[t], off = s.offset[t];
-    const scalar_t* hp = hs + off * H;
-    const scalar_t* gop = grad_hs + off * H;
-    scalar_t* dzp = grad_z + off * H;
-    for_rows(b, H, [&](int64_t r0, int64_t r1) {
-      const scalar_t* __restrict__ h = hp + r0 * H;
-      const scalar_t* __restrict__ g_out = gop + r0 * H;
+  for_sequences(s, H * H, [&](int64_t r0, int64_t r_end) {
+    for (int64_t t = s.T - 1; t >= 0; --t) {
+      const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
+      if (r1 <= r0) continue;  // none of this block's sequences has reached step t
+      const scalar_t* __restrict__ h = hs + (off + r0) * H;
+      const scalar_t* __restrict__ g_out = grad_hs + (off + r0) * H;
       const scalar_t* __restrict__ dh_r = dh + r0 * H;
-      scalar_t* __restrict__ dz = dzp + r0 * H;
+      scalar_t* __restrict__ dz = grad_z + (off + r0) * H;
 #pragma omp simd
       for (int64_t j = 0; j < (r1 - r0) * H; ++j) {
         const scalar_t dht = dh_r[j] + g_out[j];
         if constexpr (Relu) dz[j] = h[j] > 0 ? dht : scalar_t(0);
         else dz[j] = dht * (1 - h[j] * h[j]);
       }
-    });
-    gemm<scalar_t>(b, H, H, dzp, H, w_hh, H, false, 0, dh, H);
-    apply_mask(dh, mask, b, H);
-  }
+      gemm_rows<scalar_t>(r1 - r0, H, H, dz, H, w_hh, H, false, dh + r0 * H, H);
+      apply_mask(dh, mask, r0, r1, H);
+    }
+  });
 }
 
 // Returns (grad_z (N, H), grad_h0 (B, H)).
@@ -527,21 +635,24 @@ std::tuple<Tensor, Tensor> rnn_backward(Tensor grad_hs, Tensor grad_h_final, Ten
 // with (h_r, h_z, h_n) = h_rec W_hh^T + b_hh (torch.nn.GRU's form).
 
 template <typename scalar_t>
-void gru_forward_loop(scalar_t* gates, const scalar_t* b_ih, const Steps& s, const scalar_t* h0, const scalar_t* w_hh,
+void gru_forward_loop(scalar_t* gates, const scalar_t* b_ih, const Steps& s, const scalar_t* h0,
+                      RecurrentWeight<scalar_t> w_t,
                       const scalar_t* b_hh,
                       const scalar_t* mask, scalar_t* hs, scalar_t* hn_all, int64_t H, scalar_t* hp_buf,
                       scalar_t* scratch) {
   const int64_t GH = 3 * H;
-  for (int64_t t = 0; t < s.T; ++t) {
-    const int64_t b = s.size[t], off = s.offset[t];
-    const scalar_t* h_prev = s.previous(hs, h0, t, H);
-    for (int64_t r = 0; r < b; ++r)  // h_proj = b_hh + h_rec W_hh^T
-      for (int64_t j = 0; j < GH; ++j) hp_buf[r * GH + j] = b_hh != nullptr ? b_hh[j] : scalar_t(0);
-    gemm<scalar_t>(b, GH, H, recurrent_input(h_prev, mask, b, H, scratch), H, w_hh, H, true, 1, hp_buf, GH);
-    scalar_t* xp = gates + off * GH;
-    scalar_t* h_newp = hs + off * H;
-    scalar_t* hnp = hn_all + off * H;
-    for_rows(b, GH, [&](int64_t r0, int64_t r1) {
+  for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
+    for (int64_t t = 0; t < s.T; ++t) {
+      const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
+      if (r1 <= r0) break;  // this block's sequences have all ended
+      const scalar_t* h_prev = s.previous(hs, h0, t, H);
+      for (int64_t r = r0; r < r1; ++r)  // h_proj = b_hh + h_rec W_hh^T
+        for (int64_t j = 0; j < GH; ++j) hp_buf[r * GH + j] = b_hh != nullptr ? b_hh[j] : scalar_t(0);
+      gemm_rows<scalar_t>(r1 - r0, GH, H, recurrent_input(h_prev, mask, r0, r1, H, scratch), H, w_t, true,
+                          hp_buf + r0 * GH, GH);
+      scalar_t* xp = gates + off * GH;
+      scalar_t* h_newp = hs + off * H;
+      scalar_t* hnp = hn_all + off * H;
       for (int64_t r = r0; r < r1; ++r) {
         scalar_t* __restrict__ x = xp + r * GH;
         const scalar_t* __restrict__ rec = hp_buf + r * GH;
@@ -557,8 +668,8 @@ void gru_forward_loop(scalar_t* gates, const scalar_t* b_ih, const Steps& s, con
           h_new[j] = (1 - zg) * n + zg * h_old[j];
         }
       }
-    });
-  }
+    }
+  });
 }
 
 // gates (N, 3H): x W_ih^T on entry (b_ih added in the loop), the activations r, z, n on return.
@@ -573,9 +684,10 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(Tensor gates, c10::optional<Tenso
   Tensor hp_buf = at::empty({s.B, 3 * H}, gates.options());
   Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
   const Tensor b = bias_or_zeros(b_ih, 3 * H, gates.options());
+  const Tensor w_rhs = recurrent_weight_tensor(w_hh, s);  // W_hh^T for the forward products
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_forward", [&] {
     gru_forward_loop<scalar_t>(gates.data_ptr<scalar_t>(), cptr<scalar_t>(b), s, cptr<scalar_t>(h0),
-                               cptr<scalar_t>(w_hh),
+                               recurrent_weight<scalar_t>(w_rhs, w_hh),
                                ptr_or_null<scalar_t>(b_hh), ptr_or_null<scalar_t>(mask), hs.data_ptr<scalar_t>(),
                                hn.data_ptr<scalar_t>(), H, hp_buf.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
   });
@@ -587,15 +699,16 @@ void gru_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t* ga
                        const scalar_t* hn, const scalar_t* h0, const Steps& s, const scalar_t* w_hh,
                        const scalar_t* mask, scalar_t* grad_x, scalar_t* grad_hp, int64_t H, scalar_t* scratch) {
   const int64_t GH = 3 * H;
-  for (int64_t t = s.T - 1; t >= 0; --t) {
-    const int64_t b = s.size[t], off = s.offset[t];
-    const scalar_t* h_prev = s.previous(hs, h0, t, H);
-    const scalar_t* ap = gates + off * GH;
-    const scalar_t* hnp = hn + off * H;
-    const scalar_t* gop = grad_hs + off * H;
-    scalar_t* dxp = grad_x + off * GH;
-    scalar_t* dhpp = grad_hp + off * GH;
-    for_rows(b, GH, [&](int64_t r0, int64_t r1) {
+  for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
+    for (int64_t t = s.T - 1; t >= 0; --t) {
+      const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
+      if (r1 <= r0) continue;  // none of this block's sequences has reached step t
+      const scalar_t* h_prev = s.previous(hs, h0, t, H);
+      const scalar_t* ap = gates + off * GH;
+      const scalar_t* hnp = hn + off * H;
+      const scalar_t* gop = grad_hs + off * H;
+      scalar_t* dxp = grad_x + off * GH;
+      scalar_t* dhpp = grad_hp + off * GH;
       for (int64_t r = r0; r < r1; ++r) {
         const scalar_t* __restrict__ a = ap + r * GH;
         const scalar_t* __restrict__ h_old = h_prev + r * H;
@@ -616,14 +729,14 @@ void gru_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t* ga
           dh_r[j] = dht * zg;  // the direct path z h; the path through W_hh is added below
         }
       }
-    });
-    if (mask == nullptr) {
-      gemm<scalar_t>(b, H, GH, dhpp, GH, w_hh, H, false, 1, dh, H);
-    } else {
-      gemm<scalar_t>(b, H, GH, dhpp, GH, w_hh, H, false, 0, scratch, H);
-      for (int64_t i = 0; i < b * H; ++i) dh[i] += scratch[i] * mask[i];
+      if (mask == nullptr) {
+        gemm_rows<scalar_t>(r1 - r0, H, GH, dhpp + r0 * GH, GH, w_hh, H, true, dh + r0 * H, H);
+      } else {
+        gemm_rows<scalar_t>(r1 - r0, H, GH, dhpp + r0 * GH, GH, w_hh, H, false, scratch + r0 * H, H);
+        for (int64_t i = r0 * H; i < r1 * H; ++i) dh[i] += scratch[i] * mask[i];
+      }
     }
-  }
+  });
 }
 
 // Returns (grad_x_proj (N, 3H), grad_h_proj (N, 3H), grad_h0 (B, H)).
@@ -650,19 +763,21 @@ std::tuple<Tensor, Tensor, Tensor> gru_backward(Tensor grad_hs, Tensor grad_h_fi
 // r, z = σ(x_rz + h_rec W_rz^T), n = tanh(x_n + (r h_rec) W_n^T), h' = (1 - z) n + z h (Cho et al. 2014).
 
 template <typename scalar_t>
-void gru_v1_forward_loop(scalar_t* gates, const scalar_t* bias, const Steps& s, const scalar_t* h0, const scalar_t* w_hh,
+void gru_v1_forward_loop(scalar_t* gates, const scalar_t* bias, const Steps& s, const scalar_t* h0,
+                         RecurrentWeight<scalar_t> w_t,
                          const scalar_t* mask, scalar_t* hs, scalar_t* reset_h, int64_t H, scalar_t* rz_buf,
                          scalar_t* n_buf, scalar_t* scratch) {
   const int64_t GH = 3 * H;
-  const scalar_t* w_n = w_hh + 2 * H * H;  // rows 2H..3H of W_hh
-  for (int64_t t = 0; t < s.T; ++t) {
-    const int64_t b = s.size[t], off = s.offset[t];
-    const scalar_t* h_prev = s.previous(hs, h0, t, H);
-    const scalar_t* h_rec = recurrent_input(h_prev, mask, b, H, scratch);
-    gemm<scalar_t>(b, 2 * H, H, h_rec, H, w_hh, H, true, 0, rz_buf, 2 * H);
-    scalar_t* xp = gates + off * GH;
-    scalar_t* rhp = reset_h + off * H;
-    for_rows(b, GH, [&](int64_t r0, int64_t r1) {
+  const RecurrentWeight<scalar_t> w_n_t = w_t.columns(2 * H);  // columns 2H..3H of W_hh^T (H, 3H)
+  for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
+    for (int64_t t = 0; t < s.T; ++t) {
+      const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
+      if (r1 <= r0) break;  // this block's sequences have all ended
+      const scalar_t* h_prev = s.previous(hs, h0, t, H);
+      const scalar_t* h_rec = recurrent_input(h_prev, mask, r0, r1, H, scratch) - r0 * H;  // indexed by row
+      gemm_rows<scalar_t>(r1 - r0, 2 * H, H, h_rec + r0 * H, H, w_t, false, rz_buf + r0 * 2 * H, 2 * H);
+      scalar_t* xp = gates + off * GH;
+      scalar_t* rhp = reset_h + off * H;
       for (int64_t r = r0; r < r1; ++r) {
         scalar_t* __restrict__ x = xp + r * GH;
         const scalar_t* __restrict__ rec = rz_buf + r * 2 * H;
@@ -675,10 +790,8 @@ void gru_v1_forward_loop(scalar_t* gates, const scalar_t* bias, const Steps& s, 
           reset[j] = rg * hr[j];
         }
       }
-    });
-    gemm<scalar_t>(b, H, H, rhp, H, w_n, H, true, 0, n_buf, H);
-    scalar_t* h_newp = hs + off * H;
-    for_rows(b, GH, [&](int64_t r0, int64_t r1) {
+      gemm_rows<scalar_t>(r1 - r0, H, H, rhp + r0 * H, H, w_n_t, false, n_buf + r0 * H, H);
+      scalar_t* h_newp = hs + off * H;
       for (int64_t r = r0; r < r1; ++r) {
         scalar_t* __restrict__ x = xp + r * GH;
         const scalar_t* __restrict__ rec = n_buf + r * H;
@@ -691,8 +804,8 @@ void gru_v1_forward_loop(scalar_t* gates, const scalar_t* bias, const Steps& s, 
           h_new[j] = (1 - zg) * n + zg * h_old[j];
         }
       }
-    });
-  }
+    }
+  });
 }
 
 // Returns (hs (N, H), reset_h (N, H) = r h_rec, h_final (B, H)); gates becomes r, z, n.
@@ -706,9 +819,10 @@ std::tuple<Tensor, Tensor, Tensor> gru_v1_forward(Tensor gates, c10::optional<Te
   Tensor rz = at::empty({s.B, 2 * H}, gates.options()), n = at::empty({s.B, H}, gates.options());
   Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, gates.options());
   const Tensor b = bias_or_zeros(bias, 3 * H, gates.options());
+  const Tensor w_rhs = recurrent_weight_tensor(w_hh, s);  // W_hh^T for the forward products
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_v1_forward", [&] {
     gru_v1_forward_loop<scalar_t>(gates.data_ptr<scalar_t>(), cptr<scalar_t>(b), s, cptr<scalar_t>(h0),
-                                  cptr<scalar_t>(w_hh),
+                                  recurrent_weight<scalar_t>(w_rhs, w_hh),
                                   ptr_or_null<scalar_t>(mask), hs.data_ptr<scalar_t>(), reset_h.data_ptr<scalar_t>(),
                                   H, rz.data_ptr<scalar_t>(), n.data_ptr<scalar_t>(), scratch.data_ptr<scalar_t>());
   });
@@ -721,14 +835,15 @@ void gru_v1_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t*
                           scalar_t* grad_x, int64_t H, scalar_t* d_reset, scalar_t* scratch) {
   const int64_t GH = 3 * H;
   const scalar_t* w_n = w_hh + 2 * H * H;
-  for (int64_t t = s.T - 1; t >= 0; --t) {
-    const int64_t b = s.size[t], off = s.offset[t];
-    const scalar_t* h_prev = s.previous(hs, h0, t, H);
-    const scalar_t* h_rec = recurrent_input(h_prev, mask, b, H, scratch);
-    const scalar_t* ap = gates + off * GH;
-    const scalar_t* gop = grad_hs + off * H;
-    scalar_t* dxp = grad_x + off * GH;
-    for_rows(b, GH, [&](int64_t r0, int64_t r1) {
+  for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
+    for (int64_t t = s.T - 1; t >= 0; --t) {
+      const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
+      if (r1 <= r0) continue;  // none of this block's sequences has reached step t
+      const scalar_t* h_prev = s.previous(hs, h0, t, H);
+      const scalar_t* h_rec = recurrent_input(h_prev, mask, r0, r1, H, scratch) - r0 * H;  // indexed by row
+      const scalar_t* ap = gates + off * GH;
+      const scalar_t* gop = grad_hs + off * H;
+      scalar_t* dxp = grad_x + off * GH;
       for (int64_t r = r0; r < r1; ++r) {
         const scalar_t* __restrict__ a = ap + r * GH;
         const scalar_t* __restrict__ h_old = h_prev + r * H;
@@ -743,9 +858,8 @@ void gru_v1_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t*
           dh_r[j] = dht * zg;                              // the direct path z h
         }
       }
-    });
-    gemm<scalar_t>(b, H, H, dxp + 2 * H, GH, w_n, H, false, 0, d_reset, H);  // dL/d(r h_rec)
-    for_rows(b, GH, [&](int64_t r0, int64_t r1) {
+      // dL/d(r h_rec)
+      gemm_rows<scalar_t>(r1 - r0, H, H, dxp + r0 * GH + 2 * H, GH, w_n, H, false, d_reset + r0 * H, H);
       for (int64_t r = r0; r < r1; ++r) {
         const scalar_t* __restrict__ a = ap + r * GH;
         const scalar_t* __restrict__ hr = h_rec + r * H;
@@ -758,11 +872,11 @@ void gru_v1_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t*
           d_rh[j] *= rg;                            // now dL/dh_rec through r h_rec
         }
       }
-    });
-    gemm<scalar_t>(b, H, 2 * H, dxp, GH, w_hh, H, false, 1, d_reset, H);  // + through W_rz
-    apply_mask(d_reset, mask, b, H);
-    for (int64_t i = 0; i < b * H; ++i) dh[i] += d_reset[i];
-  }
+      gemm_rows<scalar_t>(r1 - r0, H, 2 * H, dxp + r0 * GH, GH, w_hh, H, true, d_reset + r0 * H, H);  // + through W_rz
+      apply_mask(d_reset, mask, r0, r1, H);
+      for (int64_t i = r0 * H; i < r1 * H; ++i) dh[i] += d_reset[i];
+    }
+  });
 }
 
 // Returns (grad_x_proj (N, 3H), grad_h0 (B, H)).
@@ -823,22 +937,24 @@ struct LayerNormParams {
 
 template <typename scalar_t>
 void layernorm_forward_loop(scalar_t* a_all, const Steps& s, const scalar_t* h0, const scalar_t* c0,
-                            const scalar_t* w_hh, LayerNormParams<scalar_t> ln, const scalar_t* mask, double eps,
+                            RecurrentWeight<scalar_t> w_t, LayerNormParams<scalar_t> ln, const scalar_t* mask,
+                            double eps,
                             scalar_t* hs, scalar_t* cs, scalar_t* gate_stats, scalar_t* cell_stats, int64_t H,
                             scalar_t* scratch) {
   const int64_t GH = 4 * H;
   const scalar_t *gain = ln.gain, *bias = ln.bias, *cgain = ln.cell_gain, *cbias = ln.cell_bias;
-  for (int64_t t = 0; t < s.T; ++t) {
-    const int64_t b = s.size[t], off = s.offset[t];
-    scalar_t* ap = a_all + off * GH;
-    const scalar_t* cp = s.previous(cs, c0, t, H);
-    gemm<scalar_t>(b, GH, H, recurrent_input(s.previous(hs, h0, t, H), mask, b, H, scratch), H, w_hh, H, true, 1, ap,
-                   GH);
-    scalar_t* hp = hs + off * H;
-    scalar_t* cn = cs + off * H;
-    scalar_t* gsp = gate_stats + off * 4;
-    scalar_t* csp = cell_stats + off * 2;
-    for_rows(b, 16 * GH, [&](int64_t r0, int64_t r1) {  // a layer-norm row: ~16x the work of an LSTM row
+  for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
+    for (int64_t t = 0; t < s.T; ++t) {
+      const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
+      if (r1 <= r0) break;  // this block's sequences have all ended
+      scalar_t* ap = a_all + off * GH;
+      const scalar_t* cp = s.previous(cs, c0, t, H);
+      gemm_rows<scalar_t>(r1 - r0, GH, H, recurrent_input(s.previous(hs, h0, t, H), mask, r0, r1, H, scratch), H,
+                          w_t, true, ap + r0 * GH, GH);
+      scalar_t* hp = hs + off * H;
+      scalar_t* cn = cs + off * H;
+      scalar_t* gsp = gate_stats + off * 4;
+      scalar_t* csp = cell_stats + off * 2;
       for (int64_t r = r0; r < r1; ++r) {
         scalar_t* __restrict__ ar = ap + r * GH;
         const scalar_t* __restrict__ c_old = cp + r * H;
@@ -861,8 +977,8 @@ void layernorm_forward_loop(scalar_t* a_all, const Steps& s, const scalar_t* h0,
           h_new[j] = o * tanh_(cgain[j] * h_new[j] + cbias[j]);
         }
       }
-    });
-  }
+    }
+  });
 }
 
 // a (N, 4H): x_proj (no biases) on entry, the normalised pre-activations â on return.
@@ -877,11 +993,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> layernorm_lstm_forwar
   Tensor hs = at::empty({s.N, H}, a.options()), cs = at::empty({s.N, H}, a.options());
   Tensor gate_stats = at::empty({s.N, 4}, a.options()), cell_stats = at::empty({s.N, 2}, a.options());
   Tensor scratch = at::empty({mask.has_value() ? s.B : 0, H}, a.options());
+  const Tensor w_rhs = recurrent_weight_tensor(w_hh, s);  // W_hh^T for the forward products
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "layernorm_lstm_forward", [&] {
     const LayerNormParams<scalar_t> ln{cptr<scalar_t>(ln_gates_weight), cptr<scalar_t>(ln_gates_bias),
                                        cptr<scalar_t>(ln_cell_weight), cptr<scalar_t>(ln_cell_bias)};
     layernorm_forward_loop<scalar_t>(a.data_ptr<scalar_t>(), s, cptr<scalar_t>(h0), cptr<scalar_t>(c0),
-                                     cptr<scalar_t>(w_hh), ln, ptr_or_null<scalar_t>(mask), eps,
+                                     recurrent_weight<scalar_t>(w_rhs, w_hh), ln, ptr_or_null<scalar_t>(mask), eps,
                                      hs.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(), gate_stats.data_ptr<scalar_t>(),
                                      cell_stats.data_ptr<scalar_t>(), H, scratch.data_ptr<scalar_t>());
   });
@@ -897,21 +1014,22 @@ void layernorm_backward_loop(const scalar_t* grad_hs, scalar_t* dh, scalar_t* dc
                              Partials<scalar_t>& sums) {
   const int64_t GH = 4 * H;
   const scalar_t *gain = ln.gain, *bias = ln.bias, *cgain = ln.cell_gain, *cbias = ln.cell_bias;
-  for (int64_t t = s.T - 1; t >= 0; --t) {
-    const int64_t b = s.size[t], off = s.offset[t];
-    const scalar_t* ap = a_hat + off * GH;
-    const scalar_t* cp = s.previous(cs, c0, t, H);
-    const scalar_t* cnp = cs + off * H;
-    const scalar_t* gsp = gate_stats + off * 4;
-    const scalar_t* csp = cell_stats + off * 2;
-    const scalar_t* gop = grad_hs + off * H;
-    scalar_t* dap = grad_a + off * GH;
-    for_rows(b, 16 * GH, [&](int64_t r0, int64_t r1) {  // a layer-norm row: ~16x the work of an LSTM row
-      std::vector<scalar_t> row_buf(GH + 2 * H);  // dz (4H), ĉ (H), dĉ (H) of one row
-      scalar_t* __restrict__ dz = row_buf.data();
-      scalar_t* __restrict__ c_hat = dz + GH;
-      scalar_t* __restrict__ d_chat = c_hat + H;
-      scalar_t* __restrict__ acc = sums.mine();
+  for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
+    std::vector<scalar_t> row_buf(GH + 2 * H);  // dz (4H), ĉ (H), dĉ (H) of one row
+    scalar_t* __restrict__ dz = row_buf.data();
+    scalar_t* __restrict__ c_hat = dz + GH;
+    scalar_t* __restrict__ d_chat = c_hat + H;
+    scalar_t* __restrict__ acc = sums.mine();
+    for (int64_t t = s.T - 1; t >= 0; --t) {
+      const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
+      if (r1 <= r0) continue;  // none of this block's sequences has reached step t
+      const scalar_t* ap = a_hat + off * GH;
+      const scalar_t* cp = s.previous(cs, c0, t, H);
+      const scalar_t* cnp = cs + off * H;
+      const scalar_t* gsp = gate_stats + off * 4;
+      const scalar_t* csp = cell_stats + off * 2;
+      const scalar_t* gop = grad_hs + off * H;
+      scalar_t* dap = grad_a + off * GH;
       for (int64_t r = r0; r < r1; ++r) {
         const scalar_t* __restrict__ ah = ap + r * GH;
         const scalar_t* __restrict__ c_old = cp + r * H;
@@ -950,10 +1068,10 @@ void layernorm_backward_loop(const scalar_t* grad_hs, scalar_t* dh, scalar_t* dc
         }
         for (int64_t k = 0; k < 4; ++k) normalise_backward(da + k * H, ah + k * H, H, gsp[r * 4 + k]);
       }
-    });
-    gemm<scalar_t>(b, H, GH, dap, GH, w_hh, H, false, 0, dh, H);
-    apply_mask(dh, mask, b, H);
-  }
+      gemm_rows<scalar_t>(r1 - r0, H, GH, dap + r0 * GH, GH, w_hh, H, false, dh + r0 * H, H);  // dL/dh_rec
+      apply_mask(dh, mask, r0, r1, H);
+    }
+  });
 }
 
 // Returns (grad_a (N, 4H) = dL/da, grad γ (4H), grad β (4H), grad γ_c (H), grad β_c (H), grad_h0, grad_c0).
@@ -984,6 +1102,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> layernorm_lst
 
 TORCH_LIBRARY(rnnkit_loops, m) {
   m.def("direct_blas", &direct_blas);
+  m.def("brgemm_enabled", &brgemm_enabled);
+  m.def("sequence_blocks", &sequence_blocks_of);
   m.def("use_onednn", &use_onednn);
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);

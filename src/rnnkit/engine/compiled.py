@@ -3,10 +3,15 @@
 Same four parts as ``fused`` (DESIGN.md, "Engine"); only the per-step work moves:
 
 Forward:  1. x_proj = x @ W_ih^T + b for all N rows: one GEMM (here, in Python).
-          2. ONE C++ call runs every step: one addmm for h @ W_hh^T, then one loop over the rows
-             of the step for all the cell's pointwise math (parallel over rows, SIMD over units).
+          2. ONE C++ call runs every step: one GEMM for h @ W_hh^T, then one loop over the rows
+             of the step for all the cell's pointwise math (SIMD over units).
 Backward: 3. ONE C++ call runs every step in reverse: the pointwise backward in one loop, one
-             matmul for the gradient to h_{t-1}.
+             GEMM for the gradient to h_{t-1}.
+
+The loops are parallel over sequences: each thread runs a block of whole sequences through all
+the steps, with its own rows' per-step GEMMs single-threaded (float32 on oneDNN's brgemm
+micro-kernel where torch has it, ``ops.brgemm_enabled()``), so there is one parallel region per
+call, not one per step.
           4. dX, dW_ih, dW_hh, the biases and the extra parameters (peepholes, layer-norm gains)
              as single GEMMs or reductions over all N rows (here, in Python).
 
