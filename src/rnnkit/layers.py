@@ -217,9 +217,9 @@ class Recurrent(nn.Module):
             if loops is not None:
                 return f"compiled, running the fused engine's Python loops because {loops} ({why})"
             return (
-                "compiled: hand-written BPTT, one C++ call per direction for all time steps (one addmm and one "
-                f"fused pointwise loop per step), single-GEMM projections and weight gradients ({why}); "
-                "GPU tensors run the fused loops"
+                "compiled: hand-written BPTT, one C++ call per direction for all time steps (per step one GEMM "
+                "and one fused pointwise loop; each thread runs a block of whole sequences), single-GEMM "
+                f"projections and weight gradients ({why}); GPU tensors run the fused loops"
             )
         if self.backend == "fused":
             why = blocker or "chosen explicitly"
