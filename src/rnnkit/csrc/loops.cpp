@@ -296,7 +296,8 @@ struct RecurrentWeight {
 };
 
 Tensor recurrent_weight_tensor(const Tensor& w_hh, const Steps& s) {
-  return brgemm_enabled() && s.T >= kCopySteps ? w_hh.t().contiguous() : w_hh;
+  const bool brgemm = brgemm_enabled() && w_hh.scalar_type() == at::kFloat;  // float64 runs the BLAS, reading W_hh
+  return brgemm && s.T >= kCopySteps ? w_hh.t().contiguous() : w_hh;
 }
 
 template <typename scalar_t>
