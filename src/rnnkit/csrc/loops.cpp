@@ -177,6 +177,10 @@ struct Steps {
     }
   }
   int64_t next(int64_t t) const { return t + 1 < T ? size[t + 1] : 0; }  // rows still running after t
+  // The steps that sequence r runs, [0, length(r)): those with more than r rows.
+  int64_t length(int64_t r) const {
+    return std::partition_point(size.begin(), size.end(), [r](int64_t rows) { return rows > r; }) - size.begin();
+  }
 
   // The previous state of step t's rows: the initial state, or the first rows of step t-1.
   template <typename scalar_t>
@@ -212,23 +216,23 @@ void apply_mask(scalar_t* d, const scalar_t* mask, int64_t r0, int64_t r1, int64
   for (int64_t i = r0 * H; i < r1 * H; ++i) d[i] *= mask[i];
 }
 
-// The batch's sequences [0, B) in contiguous blocks, in parallel, each block through ALL the steps: body(r0, r1).
+// The batch's sequences [0, B) in contiguous blocks, in parallel, each block through all its steps: body(r0, r1).
 // A sequence's step needs only its own previous step (its row of h W_hh^T is its row of h times W_hh^T), so
 // one parallel region runs the whole loop, without a synchronisation per step, and each thread runs the
 // per-step products of its own rows single-threaded (gemm_rows).  In the packed layout a block's rows of step
-// t are rows [r0, min(r1, size[t])) of that step: contiguous.  The blocks get equal shares of the N rows (the
-// longest sequences come first, so with unequal lengths the first blocks hold fewer sequences).  cost: one
-// row's work per step (multiply-adds); a block gets at least ~32k of it per step.
+// t are rows [r0, min(r1, size[t])) of that step: contiguous; the block runs the steps of its first (longest)
+// sequence, [0, s.length(r0)).  The blocks get equal shares of the N rows (the longest sequences come first,
+// so with unequal lengths the first blocks hold fewer sequences).  cost: one row's work per step
+// (multiply-adds); a block gets at least ~32k of it per step.
 std::vector<int64_t> sequence_blocks(const Steps& s, int64_t cost) {
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(cost, 1));
   const int64_t blocks = std::min<int64_t>(at::get_num_threads(), (s.B + grain - 1) / grain);
   if (blocks <= 1 || at::in_parallel_region()) return {0, s.B};
   std::vector<int64_t> bound(blocks + 1, s.B);
   bound[0] = 0;
-  int64_t rows_before = 0, next = 1, steps = s.T;  // sequence r runs steps [0, steps)
+  int64_t rows_before = 0, next = 1;
   for (int64_t r = 0; r < s.B && next < blocks; ++r) {
-    while (steps > 0 && s.size[steps - 1] <= r) --steps;
-    rows_before += steps;
+    rows_before += s.length(r);
     while (next < blocks && rows_before * blocks >= next * s.N) bound[next++] = r + 1;
   }
   return bound;
@@ -373,9 +377,8 @@ void lstm_forward_loop(scalar_t* gates, const scalar_t* bias, const Steps& s, co
                        int64_t H, scalar_t* scratch) {
   const int64_t GH = ((V == kCifg) ? 3 : 4) * H;
   for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
-    for (int64_t t = 0; t < s.T; ++t) {
+    for (int64_t t = 0, steps = s.length(r0); t < steps; ++t) {
       const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
-      if (r1 <= r0) break;  // this block's sequences have all ended
       scalar_t* zp = gates + off * GH;  // (b, GH): x_proj of step t
       const scalar_t* h_prev = s.previous(hs, h0, t, H);
       const scalar_t* cp = s.previous(cs, c0, t, H);
@@ -455,9 +458,8 @@ void lstm_backward_loop(const scalar_t* grad_hs, scalar_t* dh, scalar_t* dc, con
   const int64_t GH = ((V == kCifg) ? 3 : 4) * H;
   for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
     scalar_t* __restrict__ acc = (V == kPeephole) ? peep_grad.mine() : nullptr;
-    for (int64_t t = s.T - 1; t >= 0; --t) {
+    for (int64_t t = s.length(r0) - 1; t >= 0; --t) {
       const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
-      if (r1 <= r0) continue;  // none of this block's sequences has reached step t
       const scalar_t* ap = gates + off * GH;
       const scalar_t* cp = s.previous(cs, c0, t, H);
       const scalar_t* cnp = cs + off * H;
@@ -544,9 +546,8 @@ void rnn_forward_loop(scalar_t* z_all, const scalar_t* bias, const Steps& s, con
                       RecurrentWeight<scalar_t> w_t,
                       const scalar_t* mask, scalar_t* hs, int64_t H, scalar_t* scratch) {
   for_sequences(s, H * H, [&](int64_t r0, int64_t r_end) {
-    for (int64_t t = 0; t < s.T; ++t) {
+    for (int64_t t = 0, steps = s.length(r0); t < steps; ++t) {
       const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
-      if (r1 <= r0) break;  // this block's sequences have all ended
       scalar_t* zp = z_all + off * H;
       gemm_rows<scalar_t>(r1 - r0, H, H, recurrent_input(s.previous(hs, h0, t, H), mask, r0, r1, H, scratch), H, w_t,
                           true, zp + r0 * H, H);
@@ -593,9 +594,8 @@ template <typename scalar_t, bool Relu>
 void rnn_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t* hs, const Steps& s,
                        const scalar_t* w_hh, const scalar_t* mask, scalar_t* grad_z, int64_t H) {
   for_sequences(s, H * H, [&](int64_t r0, int64_t r_end) {
-    for (int64_t t = s.T - 1; t >= 0; --t) {
+    for (int64_t t = s.length(r0) - 1; t >= 0; --t) {
       const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
-      if (r1 <= r0) continue;  // none of this block's sequences has reached step t
       const scalar_t* __restrict__ h = hs + (off + r0) * H;
       const scalar_t* __restrict__ g_out = grad_hs + (off + r0) * H;
       const scalar_t* __restrict__ dh_r = dh + r0 * H;
@@ -643,9 +643,8 @@ void gru_forward_loop(scalar_t* gates, const scalar_t* b_ih, const Steps& s, con
                       scalar_t* scratch) {
   const int64_t GH = 3 * H;
   for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
-    for (int64_t t = 0; t < s.T; ++t) {
+    for (int64_t t = 0, steps = s.length(r0); t < steps; ++t) {
       const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
-      if (r1 <= r0) break;  // this block's sequences have all ended
       const scalar_t* h_prev = s.previous(hs, h0, t, H);
       for (int64_t r = r0; r < r1; ++r)  // h_proj = b_hh + h_rec W_hh^T
         for (int64_t j = 0; j < GH; ++j) hp_buf[r * GH + j] = b_hh != nullptr ? b_hh[j] : scalar_t(0);
@@ -701,9 +700,8 @@ void gru_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t* ga
                        const scalar_t* mask, scalar_t* grad_x, scalar_t* grad_hp, int64_t H, scalar_t* scratch) {
   const int64_t GH = 3 * H;
   for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
-    for (int64_t t = s.T - 1; t >= 0; --t) {
+    for (int64_t t = s.length(r0) - 1; t >= 0; --t) {
       const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
-      if (r1 <= r0) continue;  // none of this block's sequences has reached step t
       const scalar_t* h_prev = s.previous(hs, h0, t, H);
       const scalar_t* ap = gates + off * GH;
       const scalar_t* hnp = hn + off * H;
@@ -771,9 +769,8 @@ void gru_v1_forward_loop(scalar_t* gates, const scalar_t* bias, const Steps& s, 
   const int64_t GH = 3 * H;
   const RecurrentWeight<scalar_t> w_n_t = w_t.columns(2 * H);  // columns 2H..3H of W_hh^T (H, 3H)
   for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
-    for (int64_t t = 0; t < s.T; ++t) {
+    for (int64_t t = 0, steps = s.length(r0); t < steps; ++t) {
       const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
-      if (r1 <= r0) break;  // this block's sequences have all ended
       const scalar_t* h_prev = s.previous(hs, h0, t, H);
       const scalar_t* h_rec = recurrent_input(h_prev, mask, r0, r1, H, scratch) - r0 * H;  // indexed by row
       gemm_rows<scalar_t>(r1 - r0, 2 * H, H, h_rec + r0 * H, H, w_t, false, rz_buf + r0 * 2 * H, 2 * H);
@@ -837,9 +834,8 @@ void gru_v1_backward_loop(const scalar_t* grad_hs, scalar_t* dh, const scalar_t*
   const int64_t GH = 3 * H;
   const scalar_t* w_n = w_hh + 2 * H * H;
   for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
-    for (int64_t t = s.T - 1; t >= 0; --t) {
+    for (int64_t t = s.length(r0) - 1; t >= 0; --t) {
       const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
-      if (r1 <= r0) continue;  // none of this block's sequences has reached step t
       const scalar_t* h_prev = s.previous(hs, h0, t, H);
       const scalar_t* h_rec = recurrent_input(h_prev, mask, r0, r1, H, scratch) - r0 * H;  // indexed by row
       const scalar_t* ap = gates + off * GH;
@@ -945,9 +941,8 @@ void layernorm_forward_loop(scalar_t* a_all, const Steps& s, const scalar_t* h0,
   const int64_t GH = 4 * H;
   const scalar_t *gain = ln.gain, *bias = ln.bias, *cgain = ln.cell_gain, *cbias = ln.cell_bias;
   for_sequences(s, GH * H, [&](int64_t r0, int64_t r_end) {
-    for (int64_t t = 0; t < s.T; ++t) {
+    for (int64_t t = 0, steps = s.length(r0); t < steps; ++t) {
       const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
-      if (r1 <= r0) break;  // this block's sequences have all ended
       scalar_t* ap = a_all + off * GH;
       const scalar_t* cp = s.previous(cs, c0, t, H);
       gemm_rows<scalar_t>(r1 - r0, GH, H, recurrent_input(s.previous(hs, h0, t, H), mask, r0, r1, H, scratch), H,
@@ -1021,9 +1016,8 @@ void layernorm_backward_loop(const scalar_t* grad_hs, scalar_t* dh, scalar_t* dc
     scalar_t* __restrict__ c_hat = dz + GH;
     scalar_t* __restrict__ d_chat = c_hat + H;
     scalar_t* __restrict__ acc = sums.mine();
-    for (int64_t t = s.T - 1; t >= 0; --t) {
+    for (int64_t t = s.length(r0) - 1; t >= 0; --t) {
       const int64_t off = s.offset[t], r1 = std::min(s.size[t], r_end);
-      if (r1 <= r0) continue;  // none of this block's sequences has reached step t
       const scalar_t* ap = a_hat + off * GH;
       const scalar_t* cp = s.previous(cs, c0, t, H);
       const scalar_t* cnp = cs + off * H;
