@@ -39,6 +39,28 @@ def test_matmul_keeps_autograd_and_other_dtypes_on_torch():
     assert torch.equal(gemm.matmul(a64, b64), a64 @ b64)
 
 
+@pytest.mark.parametrize("rows", [64, 50, 16, 1])  # the batch a layer's steps shrink to with shorter sequences
+def test_a_prepacked_weight_gives_the_plain_weights_product_at_any_number_of_rows(rows):
+    torch.manual_seed(0)
+    b = torch.randn(1024, 256).t()  # W_hh^T as the fused engine's forward steps read it
+    packed = gemm.prepack(b, 64)
+    if gemm.kernel() == "onednn":
+        assert isinstance(packed, gemm.Prepacked) and packed.plain is b
+    a, add = torch.randn(rows, 256), torch.randn(rows, 1024)
+    tolerance = {"atol": 1e-4 * 256**0.5, "rtol": 1e-5}
+    torch.testing.assert_close(gemm.matmul(a, packed, add), a @ b + add, **tolerance)
+    torch.testing.assert_close(gemm.matmul(a, packed), gemm.matmul(a, b), **tolerance)
+
+
+def test_prepack_leaves_what_onednn_does_not_run_as_it_is():
+    small, wide = torch.randn(5, 4), torch.randn(256, 1024)
+    assert gemm.prepack(small, 3) is small  # under ONEDNN_MIN_MACS
+    assert gemm.prepack(wide.double(), 64).dtype == torch.float64  # float64 runs on the BLAS
+    assert not isinstance(gemm.prepack(wide.double(), 64), gemm.Prepacked)
+    leaf = wide.clone().requires_grad_()
+    assert gemm.prepack(leaf, 64) is leaf  # the reference engine's autograd needs mm
+
+
 def _run(script: str, **env: str) -> str:
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],

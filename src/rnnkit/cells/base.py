@@ -20,7 +20,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor
 
-from ..gemm import matmul
+from ..gemm import Prepacked, matmul, prepack
 
 State = tuple[Tensor, ...]
 
@@ -38,6 +38,24 @@ class Params:
         if name.startswith("__"):
             raise AttributeError(name)
         return None
+
+
+def step_weight(p: Params, name: str, weight: Tensor, rows: int) -> Tensor | Prepacked:
+    """A right-hand side that every step of one engine call multiplies by (``W_hh^T`` (H, G*H), ``W_hh``
+    or their blocks), reordered for oneDNN's matmul at the first step (:func:`rnnkit.gemm.prepack`) and
+    kept on ``p`` under ``name`` for the other steps: ``p`` lives for one call, so an optimizer's update
+    is never missed. oneDNN lays the copy out for ``p.batch_rows`` rows (the call's batch, set by the
+    engine), else for ``rows`` (this step's). Where oneDNN does not run the product (float64, autograd
+    through the weight, a small product) it is ``weight`` itself.
+
+    >>> p = Params({"weight_hh": torch.randn(1024, 256)})
+    >>> step_weight(p, "W_hh^T", p.weight_hh.t(), 64) is step_weight(p, "W_hh^T", p.weight_hh.t(), 64)
+    True
+    """
+    kept = p.__dict__.setdefault("_step_weights", {})
+    if name not in kept:
+        kept[name] = prepack(weight, p.batch_rows or rows)
+    return kept[name]
 
 
 class GateScales(NamedTuple):
@@ -171,18 +189,20 @@ class Cell:
 
     def gate_preactivations(self, x_proj: Tensor, h_rec: Tensor, p: Params) -> Tensor:
         """``x_proj + h_rec @ W_hh^T`` as one GEMM (for cells whose ``b_hh`` is folded)."""
-        return matmul(h_rec, p.weight_hh.t(), x_proj)
+        return matmul(h_rec, step_weight(p, "W_hh^T", p.weight_hh.t(), len(h_rec)), x_proj)
 
     def recurrent_projection(self, h_rec: Tensor, p: Params) -> Tensor:
         """``h @ W_hh^T`` (plus ``b_hh`` unless it was folded into the input projection)."""
+        weight = step_weight(p, "W_hh^T", p.weight_hh.t(), len(h_rec))
         if p.bias_hh is None or self.fold_recurrent_bias:
-            return matmul(h_rec, p.weight_hh.t())
-        return matmul(h_rec, p.weight_hh.t(), p.bias_hh)
+            return matmul(h_rec, weight)
+        return matmul(h_rec, weight, p.bias_hh)
 
     def hidden_gradient(self, grad_h_proj: Tensor, p: Params, mask: Tensor | None) -> Tensor:
         """dL/dh_{t-1} through the recurrent GEMM: ``grad_h_proj @ W_hh`` (B, G*H) @ (G*H, H),
         times the dropout mask."""
-        return self.recurrent_input_backward(matmul(grad_h_proj, p.weight_hh), mask)
+        weight = step_weight(p, "W_hh", p.weight_hh, len(grad_h_proj))
+        return self.recurrent_input_backward(matmul(grad_h_proj, weight), mask)
 
     @staticmethod
     def recurrent_input(h_prev: Tensor, mask: Tensor | None) -> Tensor:

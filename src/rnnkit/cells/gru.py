@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..gemm import matmul
-from .base import Cell, Params, State, sigmoid_grad, tanh_grad
+from .base import Cell, Params, State, sigmoid_grad, step_weight, tanh_grad
 
 
 class GRUSaved(NamedTuple):
@@ -96,11 +96,13 @@ class GRUv1(Cell):
         H = self.hidden_size
         h_rec = self.recurrent_input(h_prev, mask)
         x_rz, x_n = x_proj[:, : 2 * H], x_proj[:, 2 * H :]
-        w_rz, w_n = p.weight_hh[: 2 * H], p.weight_hh[2 * H :]
-        r_z = torch.sigmoid(matmul(h_rec, w_rz.t(), x_rz))  # (B, 2H)
+        B = len(h_rec)
+        w_rz = step_weight(p, "W_hrz^T", p.weight_hh[: 2 * H].t(), B)  # (H, 2H)
+        w_n = step_weight(p, "W_hn^T", p.weight_hh[2 * H :].t(), B)  # (H, H)
+        r_z = torch.sigmoid(matmul(h_rec, w_rz, x_rz))  # (B, 2H)
         reset_gate, update_gate = r_z.chunk(2, 1)
         reset_h = reset_gate * h_rec
-        candidate = torch.tanh(matmul(reset_h, w_n.t(), x_n))
+        candidate = torch.tanh(matmul(reset_h, w_n, x_n))
         hidden = (1 - update_gate) * candidate + update_gate * h_prev
         return (hidden,), GRUv1Saved(h_rec, h_prev, reset_gate, update_gate, candidate, reset_h)
 
@@ -108,7 +110,9 @@ class GRUv1(Cell):
         (grad_hidden,) = grad_state
         H = self.hidden_size
         h_rec, h_prev, r, z, n, _ = saved
-        w_rz, w_n = p.weight_hh[: 2 * H], p.weight_hh[2 * H :]
+        B = len(h_rec)
+        w_rz = step_weight(p, "W_hrz", p.weight_hh[: 2 * H], B)  # (2H, H)
+        w_n = step_weight(p, "W_hn", p.weight_hh[2 * H :], B)  # (H, H)
         # h' = (1 - z) ⊙ n + z ⊙ h
         grad_n = grad_hidden * (1 - z)
         grad_z = grad_hidden * (h_prev - n)
