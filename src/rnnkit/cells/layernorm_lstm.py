@@ -54,7 +54,7 @@ def layer_norm_backward(
 
 class LayerNormSaved(NamedTuple):
     h_rec: Tensor
-    gates_ln: Normalised  # of a, (B, 4, H)
+    gates_ln: Normalised  # of a, (B, 4, H); without its output â (the step wrote z over it)
     input_gate: Tensor
     forget_gate: Tensor
     cell_candidate: Tensor
@@ -97,7 +97,10 @@ class LayerNormLSTM(Cell):
         h_rec = self.recurrent_input(h_prev, mask)
         a = self.gate_preactivations(x_proj, h_rec, p).view(-1, 4, H)  # (B, 4, H)
         gates_ln = layer_norm(a)
-        z = torch.addcmul(p.ln_gates_bias, gates_ln.output.view(-1, 4 * H), p.ln_gates_weight)  # γ ⊙ â + β
+        # z = γ ⊙ â + β, written over â (backward recomputes â from a and the statistics)
+        a_hat = gates_ln.output.view(-1, 4 * H)
+        z = torch.addcmul(p.ln_gates_bias, a_hat, p.ln_gates_weight, out=None if torch.is_grad_enabled() else a_hat)
+        gates_ln = gates_ln._replace(output=None)
         sigmoids = activate_gates_(z, self.gate_scales(z))  # (B, 4H), σ(z) for i, f, o and σ(2z) for g
         input_gate, forget_gate, sigmoid_g, output_gate = sigmoids.chunk(4, 1)
         cell_candidate = 2 * sigmoid_g - 1  # tanh(z_g) = 2σ(2z_g) - 1
@@ -123,8 +126,12 @@ class LayerNormLSTM(Cell):
         grad_hidden, grad_cell = grad_state
         H = self.hidden_size
         _, gates_ln, i, f, g, o, cell_prev, cell_ln, tanh_cell, sigmoids = saved
+        # The (B, 4H) work happens in place in ``out`` (the engine's slice for this step's dL/da): a buffer
+        # that stays in cache through the step, where fresh (B, 4H) tensors each cost a trip to memory.
+        grad_gates = torch.empty_like(sigmoids) if out is None else out  # (B, 4H): dL/d(i, f, g, o)
+        grad_i, grad_f, grad_g, grad_o = grad_gates.chunk(4, 1)
         # h' = o ⊙ tanh(γ_c ⊙ ĉ + β_c)
-        grad_o = grad_hidden * tanh_cell
+        torch.mul(grad_hidden, tanh_cell, out=grad_o)
         grad_cell_ln = tanh_grad(grad_hidden * o, tanh_cell)  # dL/d(γ_c ⊙ ĉ + β_c)
         # γ_c ⊙ LN(c') + β_c
         grad_cell_normed, grad_ln_cell_weight, grad_ln_cell_bias = layer_norm_backward(
@@ -132,14 +139,18 @@ class LayerNormLSTM(Cell):
         )
         grad_cell = grad_cell + grad_cell_normed
         # c' = f ⊙ c + i ⊙ g
+        torch.mul(grad_cell, g, out=grad_i)
+        torch.mul(grad_cell, cell_prev, out=grad_f)
+        torch.mul(grad_cell, i, out=grad_g)
         grad_cell_prev = grad_cell * f
         # i, f, o = σ(z);  g = tanh(z)
-        grad_gates = torch.cat((grad_cell * g, grad_cell * cell_prev, grad_cell * i, grad_o), 1)  # (B, 4H)
-        grad_z = activate_gates_backward(grad_gates, sigmoids, self.gate_scales(grad_gates))  # z = γ ⊙ â + β
-        grad_ln_gates_weight = (grad_z * gates_ln.output.view(-1, 4 * H)).sum(0)
+        grad_z = activate_gates_backward(grad_gates, sigmoids, self.gate_scales(grad_gates), out=grad_gates)
+        # z = γ ⊙ â + β
+        a_hat = torch.sub(gates_ln.input, gates_ln.mean).mul_(gates_ln.inv_std).view(-1, 4 * H)  # â
+        grad_ln_gates_weight = a_hat.mul_(grad_z).sum(0)
         grad_ln_gates_bias = grad_z.sum(0)
         # â = LN(a),  a = x_proj + h_rec @ W_hh^T
-        grad_a, _, _ = layer_norm_backward((grad_z * p.ln_gates_weight).view(-1, 4, H), gates_ln)
+        grad_a, _, _ = layer_norm_backward(grad_z.mul_(p.ln_gates_weight).view(-1, 4, H), gates_ln)
         grad_a = grad_a.view(-1, 4 * H)
         grad_h_prev = self.hidden_gradient(grad_a, p, mask)
         grads = {
