@@ -85,6 +85,8 @@ def prepack(b: Tensor, rows: int) -> Tensor | Prepacked:
     >>> torch.allclose(matmul(a, prepack(b, 64)), a @ b, atol=1e-4)
     True
     """
+    if torch.compiler.is_compiling():
+        return b  # an export or torch.compile trace: a reorder would enter its graph (ONNX has no such op)
     if not _use_onednn(b, b, rows) or not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
         return b
     try:

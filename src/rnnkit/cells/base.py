@@ -189,11 +189,11 @@ class Cell:
 
     def gate_preactivations(self, x_proj: Tensor, h_rec: Tensor, p: Params) -> Tensor:
         """``x_proj + h_rec @ W_hh^T`` as one GEMM (for cells whose ``b_hh`` is folded)."""
-        return matmul(h_rec, step_weight(p, "W_hh^T", p.weight_hh.t(), len(h_rec)), x_proj)
+        return matmul(h_rec, step_weight(p, "W_hh^T", p.weight_hh.t(), h_rec.shape[0]), x_proj)
 
     def recurrent_projection(self, h_rec: Tensor, p: Params) -> Tensor:
         """``h @ W_hh^T`` (plus ``b_hh`` unless it was folded into the input projection)."""
-        weight = step_weight(p, "W_hh^T", p.weight_hh.t(), len(h_rec))
+        weight = step_weight(p, "W_hh^T", p.weight_hh.t(), h_rec.shape[0])
         if p.bias_hh is None or self.fold_recurrent_bias:
             return matmul(h_rec, weight)
         return matmul(h_rec, weight, p.bias_hh)
@@ -201,7 +201,7 @@ class Cell:
     def hidden_gradient(self, grad_h_proj: Tensor, p: Params, mask: Tensor | None) -> Tensor:
         """dL/dh_{t-1} through the recurrent GEMM: ``grad_h_proj @ W_hh`` (B, G*H) @ (G*H, H),
         times the dropout mask."""
-        weight = step_weight(p, "W_hh", p.weight_hh, len(grad_h_proj))
+        weight = step_weight(p, "W_hh", p.weight_hh, grad_h_proj.shape[0])
         return self.recurrent_input_backward(matmul(grad_h_proj, weight), mask)
 
     @staticmethod
