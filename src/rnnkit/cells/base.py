@@ -40,21 +40,24 @@ class Params:
         return None
 
 
-def step_weight(p: Params, name: str, weight: Tensor, rows: int) -> Tensor | Prepacked:
-    """A right-hand side that every step of one engine call multiplies by (``W_hh^T`` (H, G*H), ``W_hh``
-    or their blocks), reordered for oneDNN's matmul at the first step (:func:`rnnkit.gemm.prepack`) and
-    kept on ``p`` under ``name`` for the other steps: ``p`` lives for one call, so an optimizer's update
-    is never missed. oneDNN lays the copy out for ``p.batch_rows`` rows (the call's batch, set by the
-    engine), else for ``rows`` (this step's). Where oneDNN does not run the product (float64, autograd
-    through the weight, a small product) it is ``weight`` itself.
+def step_weight(p: Params, name: str, weight: Tensor) -> Tensor | Prepacked:
+    """A right-hand side that every step of one engine call multiplies by: ``W_hh^T`` (H, G*H), ``W_hh``
+    or their blocks. Where the engine asks for it (``p.reorder_rows``, the call's batch: the fused engine
+    sets it for calls of enough steps to repay a reorder), it is reordered for oneDNN's matmul at the
+    first step (:func:`rnnkit.gemm.prepack`) and kept on ``p`` under ``name`` for the other steps; ``p``
+    lives for one call, so an optimizer's update is never missed. Otherwise, and where oneDNN does not
+    run the product (float64, autograd through the weight, a small product), ``weight`` itself.
 
     >>> p = Params({"weight_hh": torch.randn(1024, 256)})
-    >>> step_weight(p, "W_hh^T", p.weight_hh.t(), 64) is step_weight(p, "W_hh^T", p.weight_hh.t(), 64)
+    >>> p.reorder_rows = 64
+    >>> step_weight(p, "W_hh^T", p.weight_hh.t()) is step_weight(p, "W_hh^T", p.weight_hh.t())
     True
     """
+    if p.reorder_rows is None:
+        return weight
     kept = p.__dict__.setdefault("_step_weights", {})
     if name not in kept:
-        kept[name] = prepack(weight, p.batch_rows or rows)
+        kept[name] = prepack(weight, p.reorder_rows)
     return kept[name]
 
 
@@ -189,11 +192,11 @@ class Cell:
 
     def gate_preactivations(self, x_proj: Tensor, h_rec: Tensor, p: Params) -> Tensor:
         """``x_proj + h_rec @ W_hh^T`` as one GEMM (for cells whose ``b_hh`` is folded)."""
-        return matmul(h_rec, step_weight(p, "W_hh^T", p.weight_hh.t(), h_rec.shape[0]), x_proj)
+        return matmul(h_rec, step_weight(p, "W_hh^T", p.weight_hh.t()), x_proj)
 
     def recurrent_projection(self, h_rec: Tensor, p: Params) -> Tensor:
         """``h @ W_hh^T`` (plus ``b_hh`` unless it was folded into the input projection)."""
-        weight = step_weight(p, "W_hh^T", p.weight_hh.t(), h_rec.shape[0])
+        weight = step_weight(p, "W_hh^T", p.weight_hh.t())
         if p.bias_hh is None or self.fold_recurrent_bias:
             return matmul(h_rec, weight)
         return matmul(h_rec, weight, p.bias_hh)
@@ -201,7 +204,7 @@ class Cell:
     def hidden_gradient(self, grad_h_proj: Tensor, p: Params, mask: Tensor | None) -> Tensor:
         """dL/dh_{t-1} through the recurrent GEMM: ``grad_h_proj @ W_hh`` (B, G*H) @ (G*H, H),
         times the dropout mask."""
-        weight = step_weight(p, "W_hh", p.weight_hh, grad_h_proj.shape[0])
+        weight = step_weight(p, "W_hh", p.weight_hh)
         return self.recurrent_input_backward(matmul(grad_h_proj, weight), mask)
 
     @staticmethod

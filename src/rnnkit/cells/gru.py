@@ -96,9 +96,8 @@ class GRUv1(Cell):
         H = self.hidden_size
         h_rec = self.recurrent_input(h_prev, mask)
         x_rz, x_n = x_proj[:, : 2 * H], x_proj[:, 2 * H :]
-        B = h_rec.shape[0]
-        w_rz = step_weight(p, "W_hrz^T", p.weight_hh[: 2 * H].t(), B)  # (H, 2H)
-        w_n = step_weight(p, "W_hn^T", p.weight_hh[2 * H :].t(), B)  # (H, H)
+        w_rz = step_weight(p, "W_hrz^T", p.weight_hh[: 2 * H].t())  # (H, 2H)
+        w_n = step_weight(p, "W_hn^T", p.weight_hh[2 * H :].t())  # (H, H)
         r_z = torch.sigmoid(matmul(h_rec, w_rz, x_rz))  # (B, 2H)
         reset_gate, update_gate = r_z.chunk(2, 1)
         reset_h = reset_gate * h_rec
@@ -110,9 +109,8 @@ class GRUv1(Cell):
         (grad_hidden,) = grad_state
         H = self.hidden_size
         h_rec, h_prev, r, z, n, _ = saved
-        B = h_rec.shape[0]
-        w_rz = step_weight(p, "W_hrz", p.weight_hh[: 2 * H], B)  # (2H, H)
-        w_n = step_weight(p, "W_hn", p.weight_hh[2 * H :], B)  # (H, H)
+        w_rz = step_weight(p, "W_hrz", p.weight_hh[: 2 * H])  # (2H, H)
+        w_n = step_weight(p, "W_hn", p.weight_hh[2 * H :])  # (H, H)
         # h' = (1 - z) ⊙ n + z ⊙ h
         grad_n = grad_hidden * (1 - z)
         grad_z = grad_hidden * (h_prev - n)

@@ -2,8 +2,8 @@
 
 Forward:  1. x_proj = x @ W_ih^T + b for all N rows: one GEMM.
           2. per step: the cell's ``step`` (one addmm for h @ W_hh^T, then pointwise ops),
-             keeping what ``step_backward`` needs. The cells reorder W_hh for oneDNN's matmul once
-             a call, not at every step (``rnnkit.cells.base.step_weight``).
+             keeping what ``step_backward`` needs. In a call of 16 steps or more the cells reorder
+             W_hh for oneDNN's matmul once, not at every step (``cells.base.step_weight``).
 Backward: 3. per step, last to first: the cell's ``step_backward`` (pointwise ops and one
              matmul for the gradient to h_{t-1}).
           4. dX, dW_ih, dW_hh and the biases as single GEMMs / sums over all N rows.
@@ -53,6 +53,17 @@ def without_autocast(backward: Callable) -> Callable:
     return run
 
 
+REORDER_MIN_STEPS = 16  # a reorder of W_hh costs about 150 µs at medium; each step's product saves about 25
+
+
+def reorder_step_weights(p: Params, batch_sizes: list[int]) -> None:
+    """Ask the cells to reorder their step weights for oneDNN once for this call
+    (:func:`rnnkit.cells.base.step_weight`), laid out for its batch, when it has enough steps to repay
+    the reorder: not for a generation step of length 1."""
+    if len(batch_sizes) >= REORDER_MIN_STEPS:
+        p.reorder_rows = batch_sizes[0]
+
+
 def is_projected(params: dict) -> bool:
     """Whether the caller did step 1: no ``weight_ih`` among the parameters, the input is ``x_proj``."""
     return "weight_ih" not in params
@@ -85,7 +96,7 @@ class FusedRecurrence(torch.autograd.Function):
     def forward(ctx, cell: Cell, batch_sizes: list[int], names: list[str], mask, x, num_state: int, *tensors):
         state, params = tuple(tensors[:num_state]), dict(zip(names, tensors[num_state:]))
         p = Params(params)
-        p.batch_rows = batch_sizes[0]  # the rows the steps' weights are laid out for (cells.base.step_weight)
+        reorder_step_weights(p, batch_sizes)
         projected = is_projected(params)
         x_proj = x if projected else cell.input_projection(x, p)  # (N, G*H)
         output, final, saved = run_steps(cell, x_proj, batch_sizes, state, p, mask)
@@ -103,7 +114,7 @@ class FusedRecurrence(torch.autograd.Function):
         params = dict(zip(ctx.names, param_tensors))
         p = Params(params)
         B, H = batch_sizes[0], cell.hidden_size
-        p.batch_rows = B
+        reorder_step_weights(p, batch_sizes)
         grad_final = [grad_output.new_zeros(B, H) if g is None else g for g in grad_final]
         grad_outputs = grad_output.split(batch_sizes)
 
