@@ -68,8 +68,8 @@ def _use_onednn(a: Tensor, b: Tensor, rows: int | None = None) -> bool:
 
 class Prepacked(NamedTuple):
     """The right-hand side ``b`` (K, N) of many products ``a @ b``, with oneDNN's copy of it in the
-    blocked layout its matmul kernel reads. oneDNN reorders a plain ``b`` on every call; the engines'
-    time loops multiply by the same ``W_hh`` at every step, so they reorder it once (:func:`prepack`)."""
+    blocked layout its matmul kernel reads. oneDNN reorders a plain ``b`` on every call; the fused
+    engine's time loops multiply by the same ``W_hh`` at every step, so it reorders it once (:func:`prepack`)."""
 
     plain: Tensor  # (K, N)
     onednn: Tensor  # b^T reordered for oneDNN (an opaque mkldnn tensor)
@@ -87,6 +87,7 @@ def prepack(b: Tensor, rows: int) -> Tensor | Prepacked:
     """
     if torch.compiler.is_compiling():
         return b  # an export or torch.compile trace: a reorder would enter its graph (ONNX has no such op)
+    # would (rows, K) @ b run on oneDNN? b stands in for the left side's dtype, device and autograd
     if not _use_onednn(b, b, rows) or not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
         return b
     try:

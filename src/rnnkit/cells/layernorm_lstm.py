@@ -126,8 +126,8 @@ class LayerNormLSTM(Cell):
         grad_hidden, grad_cell = grad_state
         H = self.hidden_size
         _, gates_ln, i, f, g, o, cell_prev, cell_ln, tanh_cell, sigmoids = saved
-        # The (B, 4H) work happens in place in ``out`` (the engine's slice for this step's dL/da): a buffer
-        # that stays in cache through the step, where fresh (B, 4H) tensors each cost a trip to memory.
+        # The (B, 4H) work happens in place in ``out`` (the engine's slice for this step's dL/da), not in
+        # fresh (B, 4H) tensors: no cat, and the sigmoid backward and the gain product write over their input.
         grad_gates = torch.empty_like(sigmoids) if out is None else out  # (B, 4H): dL/d(i, f, g, o)
         grad_i, grad_f, grad_g, grad_o = grad_gates.chunk(4, 1)
         # h' = o ⊙ tanh(γ_c ⊙ ĉ + β_c)
