@@ -286,6 +286,20 @@ def activate_gates_(z: Tensor, scales: GateScales) -> Tensor:
     return torch.sigmoid_(z.mul_(scales.k))
 
 
+def tanh_from_sigmoid(z: Tensor) -> Tensor:
+    """``tanh(z)`` as ``2σ(2z) - 1`` (a fresh tensor; ``z`` is not changed; autograd goes through it).
+
+    torch's CPU tanh kernel is the slow one of the two: on (64, 256) float32 with 2 threads (AVX-512)
+    it took 35 µs contiguous and 75 µs on a column slice of a (64, 1024) gate block, where these four
+    kernels take about 20-30 µs either way. In float32 the two agree within 2e-7.
+
+    >>> z = torch.linspace(-5, 5, 11)
+    >>> torch.allclose(tanh_from_sigmoid(z), torch.tanh(z), atol=1e-6)
+    True
+    """
+    return torch.sigmoid(z * 2).mul(2).sub_(1)
+
+
 def activate_gates_backward(grad: Tensor, s: Tensor, scales: GateScales, out: Tensor | None = None) -> Tensor:
     """dL/dz for :func:`activate_gates_`, given ``grad`` (B, G*H): dL/d(gate) for the σ gates and
     dL/d(2s - 1) for the tanh chunks.  Both are ``grad ⊙ k² s (1 - s)`` (for a tanh chunk,

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .base import Cell, Params, State, activate_gates_, activate_gates_backward, tanh_grad
+from .base import Cell, Params, State, activate_gates_, activate_gates_backward, tanh_from_sigmoid, tanh_grad
 
 
 class CIFGSaved(NamedTuple):
@@ -47,7 +47,7 @@ class CIFGLSTM(Cell):
         forget_gate, sigmoid_g, output_gate = sigmoids.chunk(3, 1)
         cell_candidate = 2 * sigmoid_g - 1  # tanh(z_g) = 2σ(2z_g) - 1
         cell_state = torch.addcmul(cell_candidate, forget_gate, cell_prev - cell_candidate)  # f ⊙ c + (1 - f) ⊙ g
-        tanh_cell = torch.tanh(cell_state)
+        tanh_cell = tanh_from_sigmoid(cell_state)
         hidden = output_gate * tanh_cell
         saved = CIFGSaved(h_rec, forget_gate, cell_candidate, output_gate, cell_prev, tanh_cell, sigmoids)
         return (hidden, cell_state), saved

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..gemm import matmul
-from .base import Cell, Params, State, sigmoid_grad, step_weight, tanh_grad
+from .base import Cell, Params, State, sigmoid_grad, step_weight, tanh_from_sigmoid, tanh_grad
 
 
 class GRUSaved(NamedTuple):
@@ -50,17 +50,17 @@ class GRU(Cell):
         h_r, h_z, h_n = self.recurrent_projection(h_rec, p).chunk(3, 1)  # each (B, H)
         reset_gate = torch.sigmoid(x_r + h_r)
         update_gate = torch.sigmoid(x_z + h_z)
-        candidate = torch.tanh(x_n + reset_gate * h_n)
-        hidden = (1 - update_gate) * candidate + update_gate * h_prev
+        candidate = tanh_from_sigmoid(x_n + reset_gate * h_n)
+        hidden = torch.addcmul(candidate, update_gate, h_prev - candidate)  # (1 - z) ⊙ n + z ⊙ h
         return (hidden,), GRUSaved(h_rec, h_prev, reset_gate, update_gate, candidate, h_n)
 
     def step_backward(self, grad_state: State, saved: GRUSaved, p: Params, mask: Tensor | None = None, out=None):
         (grad_hidden,) = grad_state
         _, h_prev, r, z, n, h_n = saved
         # h' = (1 - z) ⊙ n + z ⊙ h
-        grad_n = grad_hidden * (1 - z)
-        grad_z = grad_hidden * (h_prev - n)
         grad_h_direct = grad_hidden * z
+        grad_n = grad_hidden - grad_h_direct  # dL/dh' ⊙ (1 - z)
+        grad_z = grad_hidden * (h_prev - n)
         # n = tanh(x_n + r ⊙ h_n)
         grad_n_pre = tanh_grad(grad_n, n)
         grad_h_n = grad_n_pre * r
@@ -101,8 +101,8 @@ class GRUv1(Cell):
         r_z = torch.sigmoid(matmul(h_rec, w_rz, x_rz))  # (B, 2H)
         reset_gate, update_gate = r_z.chunk(2, 1)
         reset_h = reset_gate * h_rec
-        candidate = torch.tanh(matmul(reset_h, w_n, x_n))
-        hidden = (1 - update_gate) * candidate + update_gate * h_prev
+        candidate = tanh_from_sigmoid(matmul(reset_h, w_n, x_n))
+        hidden = torch.addcmul(candidate, update_gate, h_prev - candidate)  # (1 - z) ⊙ n + z ⊙ h
         return (hidden,), GRUv1Saved(h_rec, h_prev, reset_gate, update_gate, candidate, reset_h)
 
     def step_backward(self, grad_state: State, saved: GRUv1Saved, p: Params, mask: Tensor | None = None, out=None):
@@ -112,9 +112,9 @@ class GRUv1(Cell):
         w_rz = step_weight(p, "W_hrz", p.weight_hh[: 2 * H])  # (2H, H)
         w_n = step_weight(p, "W_hn", p.weight_hh[2 * H :])  # (H, H)
         # h' = (1 - z) ⊙ n + z ⊙ h
-        grad_n = grad_hidden * (1 - z)
-        grad_z = grad_hidden * (h_prev - n)
         grad_h_direct = grad_hidden * z
+        grad_n = grad_hidden - grad_h_direct  # dL/dh' ⊙ (1 - z)
+        grad_z = grad_hidden * (h_prev - n)
         # n = tanh(x_n + (r ⊙ h_rec) @ W_hn^T)
         grad_n_pre = tanh_grad(grad_n, n)
         grad_reset_h = matmul(grad_n_pre, w_n)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .base import Cell, Params, State, activate_gates_, activate_gates_backward, tanh_grad
+from .base import Cell, Params, State, activate_gates_, activate_gates_backward, tanh_from_sigmoid, tanh_grad
 
 EPS = 1e-5
 
@@ -106,7 +106,7 @@ class LayerNormLSTM(Cell):
         cell_candidate = 2 * sigmoid_g - 1  # tanh(z_g) = 2σ(2z_g) - 1
         cell_state = torch.addcmul(forget_gate * cell_prev, input_gate, cell_candidate)  # f ⊙ c + i ⊙ g
         cell_ln = layer_norm(cell_state, p.ln_cell_weight, p.ln_cell_bias)  # γ_c ⊙ ĉ + β_c
-        tanh_cell = torch.tanh(cell_ln.output)
+        tanh_cell = tanh_from_sigmoid(cell_ln.output)
         hidden = output_gate * tanh_cell
         saved = LayerNormSaved(
             h_rec,

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .base import Cell, Params, State, activate_gates_, activate_gates_backward, tanh_grad
+from .base import Cell, Params, State, activate_gates_, activate_gates_backward, tanh_from_sigmoid, tanh_grad
 
 
 class LSTMSaved(NamedTuple):
@@ -48,7 +48,7 @@ class LSTM(Cell):
         input_gate, forget_gate, sigmoid_g, output_gate = sigmoids.chunk(4, 1)
         cell_candidate = 2 * sigmoid_g - 1  # tanh(z_g) = 2σ(2z_g) - 1
         cell_state = torch.addcmul(forget_gate * cell_prev, input_gate, cell_candidate)  # f ⊙ c + i ⊙ g
-        tanh_cell = torch.tanh(cell_state)
+        tanh_cell = tanh_from_sigmoid(cell_state)
         hidden = output_gate * tanh_cell
         saved = LSTMSaved(h_rec, input_gate, forget_gate, cell_candidate, output_gate, cell_prev, tanh_cell, sigmoids)
         return (hidden, cell_state), saved

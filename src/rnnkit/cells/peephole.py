@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .base import Params, State, sigmoid_grad, tanh_grad
+from .base import Params, State, sigmoid_grad, tanh_from_sigmoid, tanh_grad
 from .lstm import LSTM
 
 
@@ -50,10 +50,10 @@ class PeepholeLSTM(LSTM):
         z_i, z_f, z_g, z_o = z.chunk(4, 1)
         input_gate = torch.sigmoid(torch.addcmul(z_i, w_ci, cell_prev))  # σ(z_i + w_ci ⊙ c)
         forget_gate = torch.sigmoid(torch.addcmul(z_f, w_cf, cell_prev))  # σ(z_f + w_cf ⊙ c)
-        cell_candidate = torch.tanh(z_g)
+        cell_candidate = tanh_from_sigmoid(z_g)
         cell_state = torch.addcmul(forget_gate * cell_prev, input_gate, cell_candidate)  # f ⊙ c + i ⊙ g
         output_gate = torch.sigmoid(torch.addcmul(z_o, w_co, cell_state))  # σ(z_o + w_co ⊙ c')
-        tanh_cell = torch.tanh(cell_state)
+        tanh_cell = tanh_from_sigmoid(cell_state)
         hidden = output_gate * tanh_cell
         saved = PeepholeSaved(
             h_rec, input_gate, forget_gate, cell_candidate, output_gate, cell_prev, cell_state, tanh_cell
