@@ -1,10 +1,11 @@
-"""The one-kernel gate activation (cells/base.activate_gates_) against torch's sigmoid and tanh."""
+"""The one-kernel gate activation (cells/base.activate_gates_), tanh as 2σ(2z) - 1 and the layer norm
+without a gain, against torch."""
 
 import pytest
 import torch
 
 from rnnkit import CELLS
-from rnnkit.cells.base import activate_gates_, activate_gates_backward
+from rnnkit.cells.base import activate_gates_, activate_gates_backward, tanh_from_sigmoid
 
 
 def reference_gates(cell, z):
@@ -46,3 +47,32 @@ def test_scales_are_made_once_per_dtype():
     assert cell.gate_scales(torch.zeros(2)) is a
     assert cell.gate_scales(torch.zeros(1, dtype=torch.float64)).k.dtype == torch.float64
     assert a.k.tolist() == [1.0] * 6 + [2.0] * 3 + [1.0] * 3
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 2.5e-7), (torch.float64, 1e-15)])
+def test_tanh_from_sigmoid_matches_torch_tanh_over_the_whole_range(dtype, atol):
+    infinities = torch.tensor([float("inf"), -float("inf")], dtype=dtype)
+    z = torch.cat((torch.linspace(-40, 40, 4001, dtype=dtype), infinities))
+    got = tanh_from_sigmoid(z)
+    torch.testing.assert_close(got, torch.tanh(z), atol=atol, rtol=0)
+    assert got.abs().max() <= 1  # saturates at ±1, never past it
+    assert torch.isnan(tanh_from_sigmoid(torch.tensor([float("nan")], dtype=dtype))).all()
+
+
+def test_tanh_from_sigmoid_leaves_its_input_and_differentiates_like_tanh():
+    z = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    before = z.detach().clone()
+    (grad,) = torch.autograd.grad(tanh_from_sigmoid(z).sum(), z)
+    assert torch.equal(z.detach(), before)
+    torch.testing.assert_close(grad, 1 - torch.tanh(z.detach()) ** 2, atol=1e-12, rtol=0)
+
+
+def test_layer_norm_without_gain_gives_torch_numbers_exactly():
+    # layer_norm hands the kernel a gain of ones when given none (a faster CPU path): the same numbers
+    from rnnkit.cells.layernorm_lstm import layer_norm, unit_gain
+
+    a = torch.randn(5, 4, 8) * 3 + 1
+    got = layer_norm(a)
+    torch.testing.assert_close(got.output, torch.nn.functional.layer_norm(a, (8,), eps=1e-5), atol=0, rtol=0)
+    assert unit_gain(a) is unit_gain(torch.zeros(2, 8))  # made once per size and dtype
+    assert layer_norm(a.double()).output.dtype == torch.float64
