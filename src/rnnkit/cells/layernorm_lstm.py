@@ -54,7 +54,12 @@ def _ones(size: int, dtype: torch.dtype) -> Tensor:
 
 
 def unit_gain(a: Tensor) -> Tensor:
-    """A gain of ones for the last dimension of the CPU tensor ``a``, made once per size and dtype."""
+    """A gain of ones (H,) for the last dimension of the CPU tensor ``a`` (..., H), made once per size
+    and dtype.
+
+    >>> unit_gain(torch.zeros(2, 3)).tolist()
+    [1.0, 1.0, 1.0]
+    """
     return _ones(a.shape[-1], a.dtype)
 
 
