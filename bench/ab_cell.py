@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.bench.cells import SIZES
+from rnnkit.bench.cells import SIZES, timed_calls
 from rnnkit.cells import CELLS, register
 from rnnkit.layers import Recurrent
 
@@ -48,15 +48,6 @@ def cell_at_revision(cell: str, rev: str) -> str:
     name = f"{cell}@{rev}"
     register(old, name)
     return name
-
-
-def forward_backward(module: torch.nn.Module, x: torch.Tensor):
-    def run() -> None:
-        module.zero_grad(set_to_none=True)
-        x.grad = None
-        module(x)[0].sum().backward()
-
-    return run
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -87,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"{args.cell} {args.rev} vs working tree, T={T} B={B} I={I} H={H}, {args.threads} threads")
     print(f"largest difference: output {out_diff:.3g}, gradients {grad_diff:.3g}")
 
-    runs = {key: forward_backward(layer, x) for key, layer in layers.items()}
+    runs = {key: timed_calls(layer, x)[1] for key, layer in layers.items()}  # forward+backward
     for run in runs.values():
         run()
     times: dict[str, list[float]] = {key: [] for key in runs}

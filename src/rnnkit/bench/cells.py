@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import platform
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -43,8 +44,13 @@ class Row:
     ratio_fwd: float
 
 
-def _timed_calls(module: torch.nn.Module, x: torch.Tensor):
-    """(forward, forward+backward) as zero-argument callables."""
+def timed_calls(module: torch.nn.Module, x: torch.Tensor) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(forward, forward+backward) of a recurrent ``module`` on ``x`` (B, T, I) as zero-argument callables;
+    the second runs ``out.sum().backward()`` through ``x`` and the weights, gradients reset first.
+
+    >>> forward, forward_backward = timed_calls(torch.nn.LSTM(3, 4, batch_first=True), torch.randn(2, 5, 3))
+    >>> forward_backward()
+    """
 
     def forward():
         with torch.no_grad():
@@ -61,7 +67,7 @@ def _timed_calls(module: torch.nn.Module, x: torch.Tensor):
 def _time_against(reference: torch.nn.Module, module: torch.nn.Module, x: torch.Tensor, repeats: int):
     """Median times of ``module`` and of ``reference``, taken in alternation so that both see
     the same machine state (a 2-core VM drifts by 20% over a minute)."""
-    ref_calls, calls = _timed_calls(reference, x), _timed_calls(module, x)
+    ref_calls, calls = timed_calls(reference, x), timed_calls(module, x)
     times = {key: [] for key in ("fwd", "fwdbwd", "ref_fwd", "ref_fwdbwd")}
     for _ in range(repeats):
         times["ref_fwd"].append(median_ms(ref_calls[0], 1, warmup=1))
