@@ -8,6 +8,10 @@ Backward: 3. per step, last to first: the cell's ``step_backward`` (pointwise op
              matmul for the gradient to h_{t-1}).
           4. dX, dW_ih, dW_hh and the biases as single GEMMs / sums over all N rows.
 
+Where autograd records nothing (``torch.no_grad()``, inference mode, no input requiring a
+gradient), steps 1 and 2 run alone and keep nothing for a backward: the memory of a forward is
+then its output and the input projection, not every step's gates.
+
 It is a ``torch.autograd.Function``; asking it for a graph of its gradient (double backward,
 ``create_graph=True``) raises a clear error: use ``backend="reference"`` for that.
 
@@ -91,15 +95,28 @@ def input_gradient(grad_x_proj: Tensor, p: Params) -> Tensor:
     return grad_x_proj if p.weight_ih is None else matmul(grad_x_proj, p.weight_ih)
 
 
+def forward_steps(
+    cell: Cell, x: Tensor, batch_sizes: list[int], state: tuple[Tensor, ...], params: dict, mask, keep: bool
+):
+    """Steps 1 and 2: ``(output (N, H), final state, each step's saved tensors, or [] without keep)``."""
+    p = Params(params)
+    reorder_step_weights(p, batch_sizes)
+    x_proj = x if is_projected(params) else cell.input_projection(x, p)  # (N, G*H)
+    return run_steps(cell, x_proj, batch_sizes, state, p, mask, keep=keep)
+
+
+def needs_backward(*tensors: Tensor) -> bool:
+    """Whether autograd will record this call: grad mode on and some input requiring a gradient.
+    Where not (inference, ``torch.no_grad()``), the engines keep nothing for a backward."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 class FusedRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cell: Cell, batch_sizes: list[int], names: list[str], mask, x, num_state: int, *tensors):
         state, params = tuple(tensors[:num_state]), dict(zip(names, tensors[num_state:]))
-        p = Params(params)
-        reorder_step_weights(p, batch_sizes)
+        output, final, saved = forward_steps(cell, x, batch_sizes, state, params, mask, keep=True)
         projected = is_projected(params)
-        x_proj = x if projected else cell.input_projection(x, p)  # (N, G*H)
-        output, final, saved = run_steps(cell, x_proj, batch_sizes, state, p, mask)
         ctx.cell, ctx.batch_sizes, ctx.names, ctx.mask, ctx.num_state = cell, batch_sizes, names, mask, num_state
         ctx.steps = saved
         ctx.save_for_backward(None if projected else x, *tensors[num_state:])
@@ -160,6 +177,9 @@ def run_fused(
             f"Cell {cell.name!r} has no step_backward, so the fused engine cannot run it. "
             "Use backend='reference' (or 'auto')."
         )
+    if not needs_backward(x, *state, *params.values()):  # inference: no step's tensors are kept
+        output, final, _ = forward_steps(cell, x, batch_sizes, state, params, mask, keep=False)
+        return output, final
     names = list(params)
     out, *final = FusedRecurrence.apply(cell, batch_sizes, names, mask, x, len(state), *state, *params.values())
     return out, tuple(final)
