@@ -76,3 +76,14 @@ def test_layer_norm_without_gain_gives_torch_numbers_exactly():
     torch.testing.assert_close(got.output, torch.nn.functional.layer_norm(a, (8,), eps=1e-5), atol=0, rtol=0)
     assert unit_gain(a) is unit_gain(torch.zeros(2, 8))  # made once per size and dtype
     assert layer_norm(a.double()).output.dtype == torch.float64
+
+
+def test_tanh_from_sigmoid_is_torch_tanh_off_the_cpu(monkeypatch):
+    """Off the CPU (here the meta device, which any machine has) one tanh kernel, not three."""
+    calls = []
+    tanh = torch.tanh
+    monkeypatch.setattr(torch, "tanh", lambda z: calls.append(z.device.type) or tanh(z))
+    out = tanh_from_sigmoid(torch.empty(4, 8, device="meta"))
+    assert calls == ["meta"] and out.shape == (4, 8) and out.device.type == "meta"
+    tanh_from_sigmoid(torch.zeros(2))
+    assert calls == ["meta"]  # the CPU keeps 2σ(2z) - 1

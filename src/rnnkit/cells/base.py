@@ -287,18 +287,22 @@ def activate_gates_(z: Tensor, scales: GateScales) -> Tensor:
 
 
 def tanh_from_sigmoid(z: Tensor) -> Tensor:
-    """``tanh(z)`` as ``2σ(2z) - 1`` (a fresh tensor; ``z`` is not changed; autograd goes through it).
+    """``tanh(z)`` as ``2σ(2z) - 1`` on the CPU, ``torch.tanh`` elsewhere (a fresh tensor; ``z`` is not
+    changed; autograd goes through it).
 
     torch's CPU tanh kernel is the slow one of the two: on (64, 256) float32 with 2 threads (AVX-512)
     it took 35 µs contiguous and 75 µs on a column slice of a (64, 1024) gate block, where these four
     kernels take about 20-30 µs either way. In float32 the two agree within 2e-7. Without autograd it
     allocates one tensor, not three: three had raised the fused engine's peak memory at the large
-    benchmark size by 15-26 MB (the freed two left a hole in the heap each step).
+    benchmark size by 15-26 MB (the freed two left a hole in the heap each step). On a GPU, where a
+    step's small kernels cost their launch more than their arithmetic, one tanh kernel beats three.
 
     >>> z = torch.linspace(-5, 5, 11)
     >>> torch.allclose(tanh_from_sigmoid(z), torch.tanh(z), atol=1e-6)
     True
     """
+    if z.device.type != "cpu":
+        return torch.tanh(z)
     s = torch.sigmoid_(z * 2)  # one fresh tensor; in place from here on where autograd does not need σ(2z)
     return (s.mul(2) if torch.is_grad_enabled() else s.mul_(2)).sub_(1)
 
