@@ -178,7 +178,8 @@ def run_fused(
             "Use backend='reference' (or 'auto')."
         )
     if not needs_backward(x, *state, *params.values()):  # inference: no step's tensors are kept
-        output, final, _ = forward_steps(cell, x, batch_sizes, state, params, mask, keep=False)
+        with torch.no_grad():  # as inside FusedRecurrence.forward: the steps' in-place paths
+            output, final, _ = forward_steps(cell, x, batch_sizes, state, params, mask, keep=False)
         return output, final
     names = list(params)
     out, *final = FusedRecurrence.apply(cell, batch_sizes, names, mask, x, len(state), *state, *params.values())
