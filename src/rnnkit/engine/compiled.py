@@ -15,6 +15,10 @@ call, not one per step.
           4. dX, dW_ih, dW_hh, the biases and the extra parameters (peepholes, layer-norm gains)
              as single GEMMs or reductions over all N rows (here, in Python).
 
+Where autograd records nothing (inference), steps 1 and 2 run a run of whole steps at a time
+(``packing.run_in_chunks``): at most about 64 MB of input projection at once instead of all N
+rows, and nothing kept for a backward.
+
 The extension is built on first use with torch.utils.cpp_extension (g++ and ninja) and cached
 under ``~/.cache/rnnkit`` (or ``$RNNKIT_CACHE``), keyed by the source, the torch version and the
 CPU's vector extensions (it is built for this machine's CPU and never shipped).  ``rnnkit loops``
@@ -27,6 +31,7 @@ It runs CPU tensors in float32 and float64; anything else (a GPU, half precision
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -47,7 +52,17 @@ from ..cells.peephole import PeepholeLSTM
 from ..cells.rnn import RNN, ReLURNN
 from ..gemm import matmul, onednn_available, onednn_min_macs
 from . import workspace
-from .fused import input_gradient, is_projected, parameter_grads, refuse_double_backward, run_fused, without_autocast
+from .fused import (
+    input_gradient,
+    is_projected,
+    needs_backward,
+    parameter_grads,
+    projection_row_bytes,
+    refuse_double_backward,
+    run_fused,
+    without_autocast,
+)
+from .packing import run_in_chunks
 
 SOURCE = Path(__file__).resolve().parent.parent / "csrc" / "loops.cpp"
 # compiler flags per CPU capability that torch detected (torch.backends.cpu.get_cpu_capability())
@@ -395,10 +410,27 @@ def run_compiled(
     if compiled_blocker(cell, x) is not None:
         return run_fused(cell, x, batch_sizes, state, params, mask)
     ops = load_loops()
-    names = list(params)
     mask = None if mask is None else mask.contiguous()
+    if not needs_backward(x, *state, *params.values()):  # inference: a run of whole steps at a time
+        run = functools.partial(forward_compiled, ops, cell, Params(params))
+        with torch.no_grad():
+            return run_in_chunks(run, x, batch_sizes, state, mask, projection_row_bytes(cell, x, params))
+    names = list(params)
     out, *final = CompiledRecurrence.apply(ops, cell, batch_sizes, names, mask, x, len(state), *state, *params.values())
     return out, tuple(final)
+
+
+def forward_compiled(
+    ops, cell: Cell, p: Params, x: Tensor, sizes: list[int], state: tuple[Tensor, ...], mask: Tensor | None
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Steps 1 and 2 without autograd, keeping nothing: (output (N, H), final state) of packed ``x``."""
+    if p.weight_ih is None:  # the caller projected x; the loops overwrite their copy
+        x_proj, bias = workspace.empty(x.shape, x).copy_(x), None
+    else:
+        x_proj, bias = input_projection(cell, x, p)
+    state = tuple(s.contiguous() for s in state)
+    output, final, _ = KERNELS[type(cell)].forward(ops, cell, x_proj, bias, sizes, state, p, mask)
+    return output, final
 
 
 def step_compiled(
@@ -409,8 +441,4 @@ def step_compiled(
     The input GEMM, then the compiled loop over a single step of B rows; the caller checks
     ``compiled_blocker`` and runs under ``torch.no_grad()``.
     """
-    p = Params(params)
-    x_proj, bias = input_projection(cell, x, p)
-    state = tuple(s.contiguous() for s in state)
-    out, final, _ = KERNELS[type(cell)].forward(load_loops(), cell, x_proj, bias, [x.shape[0]], state, p, mask)
-    return out, final
+    return forward_compiled(load_loops(), cell, Params(params), x, [x.shape[0]], state, mask)

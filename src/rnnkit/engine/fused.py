@@ -9,8 +9,9 @@ Backward: 3. per step, last to first: the cell's ``step_backward`` (pointwise op
           4. dX, dW_ih, dW_hh and the biases as single GEMMs / sums over all N rows.
 
 Where autograd records nothing (``torch.no_grad()``, inference mode, no input requiring a
-gradient), steps 1 and 2 run alone and keep nothing for a backward: the memory of a forward is
-then its output and the input projection, not every step's gates.
+gradient), steps 1 and 2 run alone, keep nothing for a backward, and project the input a run of
+whole steps at a time (``packing.run_in_chunks``, at most about 64 MB of projection each): the
+memory of a forward is then about its output, not every step's gates and all steps' projection.
 
 It is a ``torch.autograd.Function``; asking it for a graph of its gradient (double backward,
 ``create_graph=True``) raises a clear error: use ``backend="reference"`` for that.
@@ -31,7 +32,7 @@ from torch import Tensor
 from ..cells.base import Cell, Params
 from ..gemm import matmul
 from . import workspace
-from .packing import run_steps
+from .packing import run_in_chunks, run_steps
 
 
 def refuse_double_backward(engine: str) -> None:
@@ -103,6 +104,11 @@ def forward_steps(
     reorder_step_weights(p, batch_sizes)
     x_proj = x if is_projected(params) else cell.input_projection(x, p)  # (N, G*H)
     return run_steps(cell, x_proj, batch_sizes, state, p, mask, keep=keep)
+
+
+def projection_row_bytes(cell: Cell, x: Tensor, params: dict) -> int:
+    """Bytes of one row of step 1's projection, G*H numbers; 0 where the caller projected the input."""
+    return 0 if is_projected(params) else cell.num_gates * cell.hidden_size * x.element_size()
 
 
 def needs_backward(*tensors: Tensor) -> bool:
@@ -178,9 +184,13 @@ def run_fused(
             "Use backend='reference' (or 'auto')."
         )
     if not needs_backward(x, *state, *params.values()):  # inference: no step's tensors are kept
+
+        def run(x_chunk, sizes, state_chunk, mask_chunk):
+            output, final, _ = forward_steps(cell, x_chunk, sizes, state_chunk, params, mask_chunk, keep=False)
+            return output, final
+
         with torch.no_grad():  # as inside FusedRecurrence.forward: the steps' in-place paths
-            output, final, _ = forward_steps(cell, x, batch_sizes, state, params, mask, keep=False)
-        return output, final
+            return run_in_chunks(run, x, batch_sizes, state, mask, projection_row_bytes(cell, x, params))
     names = list(params)
     out, *final = FusedRecurrence.apply(cell, batch_sizes, names, mask, x, len(state), *state, *params.values())
     return out, tuple(final)
