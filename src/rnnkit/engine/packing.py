@@ -102,7 +102,14 @@ def step_chunks(
 
 
 def run_in_chunks(
-    run: Callable, x: Tensor, batch_sizes: list[int], state: tuple[Tensor, ...], mask: Tensor | None, row_bytes: int
+    run: Callable,
+    x: Tensor,
+    batch_sizes: list[int],
+    state: tuple[Tensor, ...],
+    mask: Tensor | None,
+    row_bytes: int,
+    chunk_bytes: int | None = None,
+    min_steps: int | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Inference over packed input a run of whole steps at a time (:func:`step_chunks`), so that the input
     projection, ``row_bytes`` a row, never exists for all N rows at once: at most about 64 MB instead of
@@ -111,9 +118,22 @@ def run_in_chunks(
 
     ``run(x_chunk, sizes, state, mask) -> (output (rows, H), final state)`` runs one chunk from ``state``;
     the state carries over, sequences that end stay behind as in :func:`run_steps`, and the outputs go
-    into one (N, H) tensor. Returns ``(output (N, H), final state tuple of (B, H))``.
+    into one (N, H) tensor. Returns ``(output (N, H), final state tuple of (B, H))``; ``chunk_bytes`` and
+    ``min_steps`` as in :func:`step_chunks`.
+
+    >>> from rnnkit.cells import CELLS
+    >>> from rnnkit.cells.base import Params
+    >>> cell, p = CELLS["rnn_tanh"](hidden_size=2), Params({"weight_hh": torch.eye(2)})
+    >>> def run(x, sizes, state, mask):  # one chunk: x (rows, H) is already h's input, as x_proj
+    ...     out, final, _ = run_steps(cell, x, sizes, state, p, mask, keep=False)
+    ...     return out, final
+    >>> x, sizes, h0 = torch.randn(5, 2), [2, 2, 1], (torch.zeros(2, 2),)
+    >>> whole = run(x, sizes, h0, None)
+    >>> runs = run_in_chunks(run, x, sizes, h0, None, row_bytes=8, chunk_bytes=16, min_steps=1)  # a step a run
+    >>> torch.allclose(runs[0], whole[0]) and torch.allclose(runs[1][0], whole[1][0])
+    True
     """
-    chunks = step_chunks(batch_sizes, row_bytes)
+    chunks = step_chunks(batch_sizes, row_bytes, chunk_bytes, min_steps)
     if len(chunks) == 1:
         return run(x, batch_sizes, state, mask)
     output, finished, start = None, [[] for _ in state], 0
