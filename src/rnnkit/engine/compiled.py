@@ -31,7 +31,6 @@ It runs CPU tensors in float32 and float64; anything else (a GPU, half precision
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import sys
@@ -347,15 +346,9 @@ class CompiledRecurrence(torch.autograd.Function):
     def forward(ctx, ops, cell: Cell, batch_sizes: list[int], names: list[str], mask, x, num_state: int, *tensors):
         state = tuple(s.contiguous() for s in tensors[:num_state])
         params = dict(zip(names, tensors[num_state:]))
-        p = Params(params)
-        kernel = KERNELS[type(cell)]
+        out, final, saved = forward_compiled(ops, cell, Params(params), x, batch_sizes, state, mask)
         projected = is_projected(params)
-        if projected:  # the caller did step 1, biases included; the loops overwrite their copy
-            x_proj, bias = workspace.empty(x.shape, x).copy_(x), None
-        else:
-            x_proj, bias = input_projection(cell, x, p)  # (N, G*H), handed over to the loops
-        out, final, saved = kernel.forward(ops, cell, x_proj, bias, batch_sizes, state, p, mask)
-        ctx.ops, ctx.cell, ctx.kernel, ctx.mask = ops, cell, kernel, mask
+        ctx.ops, ctx.cell, ctx.kernel, ctx.mask = ops, cell, KERNELS[type(cell)], mask
         ctx.batch_sizes, ctx.names = batch_sizes, names
         ctx.num_state, ctx.num_saved = num_state, len(saved)
         ctx.save_for_backward(None if projected else x, *state, *tensors[num_state:], *saved)
@@ -412,7 +405,12 @@ def run_compiled(
     ops = load_loops()
     mask = None if mask is None else mask.contiguous()
     if not needs_backward(x, *state, *params.values()):  # inference: a run of whole steps at a time
-        run = functools.partial(forward_compiled, ops, cell, Params(params))
+        p = Params(params)
+
+        def run(x_chunk, sizes, state_chunk, mask_chunk):
+            output, final, _ = forward_compiled(ops, cell, p, x_chunk, sizes, state_chunk, mask_chunk)
+            return output, final
+
         with torch.no_grad():
             return run_in_chunks(run, x, batch_sizes, state, mask, projection_row_bytes(cell, x, params))
     names = list(params)
@@ -422,15 +420,14 @@ def run_compiled(
 
 def forward_compiled(
     ops, cell: Cell, p: Params, x: Tensor, sizes: list[int], state: tuple[Tensor, ...], mask: Tensor | None
-) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Steps 1 and 2 without autograd, keeping nothing: (output (N, H), final state) of packed ``x``."""
-    if p.weight_ih is None:  # the caller projected x; the loops overwrite their copy
+) -> tuple[Tensor, tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """Steps 1 and 2 of packed ``x``: (output (N, H), final state, what the backward loops need)."""
+    if p.weight_ih is None:  # the caller did step 1, biases included; the loops overwrite their copy
         x_proj, bias = workspace.empty(x.shape, x).copy_(x), None
     else:
-        x_proj, bias = input_projection(cell, x, p)
+        x_proj, bias = input_projection(cell, x, p)  # (N, G*H), handed over to the loops
     state = tuple(s.contiguous() for s in state)
-    output, final, _ = KERNELS[type(cell)].forward(ops, cell, x_proj, bias, sizes, state, p, mask)
-    return output, final
+    return KERNELS[type(cell)].forward(ops, cell, x_proj, bias, sizes, state, p, mask)
 
 
 def step_compiled(
@@ -441,4 +438,5 @@ def step_compiled(
     The input GEMM, then the compiled loop over a single step of B rows; the caller checks
     ``compiled_blocker`` and runs under ``torch.no_grad()``.
     """
-    return forward_compiled(load_loops(), cell, Params(params), x, [x.shape[0]], state, mask)
+    out, final, _ = forward_compiled(load_loops(), cell, Params(params), x, [x.shape[0]], state, mask)
+    return out, final
